@@ -5,7 +5,16 @@ import { defineConfig } from "vitest/config";
 // generous enough for daemon start-up, never for the assertions themselves.
 export default defineConfig({
   test: {
-    include: ["core/**/*.test.ts", "cli/**/*.test.ts", "test/**/*.test.ts", "verifyd/**/*.test.ts", "policyd/**/*.test.ts", "quotad/**/*.test.ts", "sieve-tools/**/*.test.ts", "sync-agent/**/*.test.ts"],
+    include: [
+      "core/**/*.test.ts",
+      "cli/**/*.test.ts",
+      "test/**/*.test.ts",
+      "verifyd/**/*.test.ts",
+      "policyd/**/*.test.ts",
+      "quotad/**/*.test.ts",
+      "sieve-tools/**/*.test.ts",
+      "sync-agent/**/*.test.ts",
+    ],
     pool: "forks",
     maxWorkers: 2,
     testTimeout: 60_000,

@@ -34,12 +34,16 @@ const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
 // Postfix and slapd ask configuration questions; we never use the system
 // instances (tests start private ones), so answer "no configuration".
 spawnSync("debconf-set-selections", {
-  input: "postfix postfix/main_mailer_type select No configuration\nslapd slapd/no_configuration boolean true\n",
+  input:
+    "postfix postfix/main_mailer_type select No configuration\nslapd slapd/no_configuration boolean true\n",
   env,
   stdio: ["pipe", "inherit", "inherit"],
 });
 execFileSync("apt-get", ["update", "-qq"], { env, stdio: "inherit" });
-execFileSync("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...missing], { env, stdio: "inherit" });
+execFileSync("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...missing], {
+  env,
+  stdio: "inherit",
+});
 const stillMissing = needed.filter(([, path]) => !existsSync(path)).map(([pkg]) => pkg);
 if (stillMissing.length > 0) {
   console.error(`still missing after apt-get: ${stillMissing.join(" ")}`);
