@@ -20,7 +20,8 @@ export function normaliseAddress(raw: string): string | null {
   if (value.startsWith("<") && value.endsWith(">")) value = value.slice(1, -1).trim();
   if (value.length === 0 || value.length > maxAddressLength) return null;
   const at = value.lastIndexOf("@");
-  if (at <= 0 || at === value.length - 1) return null;
+  // Exactly one @: quoted local parts holding one are not addresses we serve.
+  if (at <= 0 || at === value.length - 1 || value.indexOf("@") !== at) return null;
   // Control characters, spaces and commas never occur in addresses we serve;
   // refusing them keeps map replies (comma-separated) unambiguous.
   if (/[\s,\x00-\x1f\x7f]/.test(value)) return null;

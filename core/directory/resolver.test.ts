@@ -138,6 +138,7 @@ describe("Resolver.resolve", () => {
     { name: "not an address", input: "no-at-sign", want: "invalid" },
     { name: "comma in address", input: "a,b@cs.example.org", want: "invalid" },
     { name: "empty", input: "", want: "invalid" },
+    { name: "two at signs", input: "a@b@cs.example.org", want: "invalid" },
   ])("$name", ({ input, want }) => {
     expect(summary(resolver.resolve(input))).toBe(want);
   });
