@@ -7,7 +7,17 @@
 // bounded command runner, and a loud check that a Debian package is
 // installed (a missing peer must fail the test, never skip it).
 import { type ChildProcess, spawn } from "node:child_process";
-import { accessSync, closeSync, constants, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import {
+  accessSync,
+  closeSync,
+  constants,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+} from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -145,15 +155,82 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** True while a process with this PID exists (signal 0 only checks). */
+/**
+ * True while a process with this PID exists and has not exited. A zombie
+ * counts as gone: daemons' worker processes are reparented to PID 1 when
+ * their master exits, and some container inits never reap them.
+ */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     // EPERM means it exists but belongs to someone else.
-    return (error as NodeJS.ErrnoException).code === "EPERM";
+    if ((error as NodeJS.ErrnoException).code !== "EPERM") return false;
   }
+  return processState(pid) !== "Z";
+}
+
+/** The state letter from /proc/<pid>/stat (R, S, Z, ...), or undefined if it is gone. */
+function processState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The command name is in parentheses and may itself contain spaces or ')'.
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * PIDs of live processes whose working directory or command line lies under
+ * `dir`. Postfix and Dovecot workers chdir into their queue or base
+ * directory, so this finds every process of a private instance even after
+ * its master is gone, without touching the system's own daemons.
+ */
+export function livePidsUsing(dir: string): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^[0-9]+$/.test(entry)) continue;
+    const pid = Number(entry);
+    if (pid === process.pid || !isAlive(pid)) continue;
+    let cwd = "";
+    let commandLine = "";
+    try {
+      cwd = readlinkSync(`/proc/${pid}/cwd`);
+    } catch {
+      // exited meanwhile, or a kernel thread
+    }
+    try {
+      commandLine = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
+    } catch {
+      // exited meanwhile
+    }
+    if (cwd === dir || cwd.startsWith(`${dir}/`) || commandLine.includes(dir)) found.push(pid);
+  }
+  return found;
+}
+
+/**
+ * After a master process has stopped, waits (bounded) for its workers to go
+ * too, SIGKILLs any straggler and throws so the test notices: a leftover
+ * worker would keep sockets and files of the next run busy.
+ */
+export async function ensureNoProcessesUsing(dir: string, name: string, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let left = livePidsUsing(dir);
+  while (left.length > 0 && Date.now() < deadline) {
+    await sleep(50);
+    left = livePidsUsing(dir);
+  }
+  if (left.length === 0) return;
+  for (const pid of left) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // gone meanwhile
+    }
+  }
+  throw new Error(`${name}: processes still running under ${dir} after stop: ${left.join(", ")} (killed)`);
 }
 
 export interface CommandResult {
