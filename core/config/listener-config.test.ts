@@ -24,6 +24,11 @@ describe("listener configuration", () => {
       want: { kind: "tcp", host: "::", port: 10040, allow: ["192.0.2.0/24", "2001:db8::1/128"] },
     },
     { name: "systemd", input: { systemd: "policyd" }, want: { kind: "systemd", name: "policyd" } },
+    {
+      name: "systemd with allow",
+      input: { systemd: "policyd", allow: ["192.0.2.0/24"] },
+      want: { kind: "systemd", name: "policyd", allow: ["192.0.2.0/24"] },
+    },
   ])("$name", ({ input, want }) => {
     const listener: ListenerConfig = listenerSchema.parse(input);
     const spec = toListenerSpec(Object.freeze(listener));

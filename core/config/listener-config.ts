@@ -14,6 +14,7 @@
  * "matched none of three shapes".
  */
 import { z } from "zod";
+import type { ListenerSpec as NetListenerSpec } from "../net/listeners.js";
 import {
   absolutePath,
   accountName,
@@ -24,11 +25,11 @@ import {
   tcpAddress,
 } from "./fields.js";
 
-/** The shape core/net/listeners.ts accepts. */
-export type ListenerSpec =
-  | { kind: "unix"; path: string; mode: number; group?: string }
-  | { kind: "tcp"; host: string; port: number; allow: string[] }
-  | { kind: "systemd"; name: string };
+/**
+ * The listener specs core/net/listeners.ts opens, minus sockets it inherits
+ * by itself. Imported rather than restated so the two cannot drift apart.
+ */
+export type ListenerSpec = Exclude<NetListenerSpec, { kind: "inherited" }>;
 
 /** A validated listener as it sits in the frozen configuration. */
 export type ListenerConfig =
@@ -39,7 +40,7 @@ export type ListenerConfig =
       readonly port: number;
       readonly allow: readonly string[];
     }
-  | { readonly kind: "systemd"; readonly name: string };
+  | { readonly kind: "systemd"; readonly name: string; readonly allow?: readonly string[] };
 
 /** Owner and group may use the socket, nobody else. */
 export const DEFAULT_SOCKET_MODE = 0o660;
@@ -93,11 +94,13 @@ export const listenerSchema = z
         });
       }
     }
-    if (table.allow !== undefined && table.tcp === undefined) {
+    // A systemd socket may be TCP; its allow-list is optional because the
+    // unit's IPAddressAllow= can restrict clients instead.
+    if (table.allow !== undefined && table.unix !== undefined) {
       context.addIssue({
         code: "custom",
         path: ["allow"],
-        message: "allow only applies to tcp listeners",
+        message: "allow only applies to tcp and systemd listeners",
         params: { fix: "remove allow; restrict unix sockets with mode and group" },
       });
     }
@@ -117,7 +120,10 @@ export const listenerSchema = z
       };
     }
     // superRefine guarantees exactly one kind, so this is systemd.
-    return { kind: "systemd", name: table.systemd ?? "" };
+    const name = table.systemd ?? "";
+    return table.allow === undefined
+      ? { kind: "systemd", name }
+      : { kind: "systemd", name, allow: table.allow };
   });
 
 /** Turns a validated listener into the (mutable, unfrozen) spec core/net opens. */
@@ -130,7 +136,9 @@ export function toListenerSpec(listener: ListenerConfig): ListenerSpec {
     case "tcp":
       return { kind: "tcp", host: listener.host, port: listener.port, allow: [...listener.allow] };
     case "systemd":
-      return { kind: "systemd", name: listener.name };
+      return listener.allow === undefined
+        ? { kind: "systemd", name: listener.name }
+        : { kind: "systemd", name: listener.name, allow: [...listener.allow] };
     default: {
       const unexpected: never = listener;
       throw new Error(`unknown listener kind ${JSON.stringify(unexpected)}`);
