@@ -123,7 +123,7 @@ describe("encodePolicyRequest", () => {
       "request=smtpd_access_policy\nsize=0\n\n",
     );
   });
-  it.each([
+  it.each<{ name: string; input: Record<string, string> }>([
     { name: "LF in value", input: { a: "x\ny" } },
     { name: "CR in value", input: { a: "x\r" } },
     { name: "= in name", input: { "a=b": "x" } },
