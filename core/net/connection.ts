@@ -126,8 +126,13 @@ export class Connection<Frame, Reply> {
   }
 
   private onIdle(): void {
-    if (this.inFlight || this.socket.writableLength > 0) return; // re-armed when the work is done
-    this.log.debug({ idleTimeoutMs: this.settings.idleTimeoutMs }, "idle timeout; closing connection");
+    // A handler at work is ours to finish (its deadline bounds it); the timer is re-armed when it is done.
+    if (this.current !== undefined) return;
+    // No bytes either way for the whole idle period: either nothing is pending, or a reply waits for a
+    // peer that stopped reading, which would otherwise hold the connection (and its queue) forever.
+    const stalled = this.inFlight || this.socket.writableLength > 0;
+    const reason = stalled ? "peer stopped reading; closing connection" : "idle timeout; closing connection";
+    this.log.debug({ idleTimeoutMs: this.settings.idleTimeoutMs }, reason);
     this.socket.destroy();
   }
 

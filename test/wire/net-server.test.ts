@@ -4,6 +4,7 @@
  * failures, broken framing, idle timeout, limits, half-close and graceful
  * close. Every server a test opens is closed in afterEach.
  */
+import net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { createProtocolServer, type ProtocolServer, type ServerLimits } from "../../core/net/server.js";
 import {
@@ -192,5 +193,62 @@ describe("graceful close", () => {
     expect(Date.now() - started).toBeLessThan(1500);
     await client.closed();
     await expect(client.nextLine(100)).rejects.toThrow();
+  });
+});
+
+describe("bounded memory for a hostile pipelining client", () => {
+  it("stops reading from a client that pipelines more than maxQueuedFrames", async () => {
+    // Count what the decoder has produced: that is what the server holds in memory.
+    let decoded = 0;
+    const countingProtocol = {
+      ...lineProtocol,
+      createDecoder() {
+        const inner = lineProtocol.createDecoder();
+        return {
+          get buffered() {
+            return inner.buffered;
+          },
+          push(chunk: Uint8Array) {
+            const events = inner.push(chunk);
+            decoded += events.length;
+            return events;
+          },
+        };
+      },
+    };
+    const server = createProtocolServer({
+      name: "test",
+      definition: countingProtocol,
+      sessions: () => lineSession(),
+      limits: { ...defaultLimits, maxQueuedFrames: 4, requestTimeoutMs: 10_000 },
+      log: capturingLogger().log,
+    });
+    open.push(server);
+    await server.listen([{ kind: "tcp", host: "127.0.0.1", port: 0, allow: ["127.0.0.1"] }]);
+    const bound = server.addresses()[0];
+    if (bound?.kind !== "tcp") throw new Error("expected a TCP listener");
+    const socket = net.connect({ host: "127.0.0.1", port: bound.port });
+    socket.on("error", () => undefined);
+    await new Promise((resolve) => socket.once("connect", resolve));
+    // A million slow requests in one go; unpaused, the server would decode them all within the second.
+    socket.write("slow 50\n".repeat(1024 * 1024));
+    await sleep(1000);
+    // Paused after the first chunk or two: a few thousand frames at most (one chunk is ≤ 64 KiB).
+    expect(decoded).toBeGreaterThan(0);
+    expect(decoded).toBeLessThan(50_000);
+    expect(socket.writableLength).toBeGreaterThan(0);
+    socket.destroy();
+  });
+
+  it("closes a connection whose peer stops reading its replies, after the idle timeout", async () => {
+    const { port, observer } = await startServer({ idleTimeoutMs: 300 });
+    const socket = net.connect({ host: "127.0.0.1", port });
+    socket.on("error", () => undefined);
+    await new Promise((resolve) => socket.once("connect", resolve));
+    socket.pause();
+    const closed = new Promise((resolve) => socket.once("close", resolve));
+    socket.write(`echo ${"x".repeat(1000)}\n`.repeat(20_000));
+    await closed;
+    await until(() => observer.events.some((event) => event.startsWith("closed")));
   });
 });
