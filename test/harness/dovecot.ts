@@ -213,6 +213,7 @@ ${protocols.map((protocol) => LISTENER[protocol](ports[protocol] as number)).joi
       // -F: foreground, so the PID is the dovecot master itself.
       args: ["-F", "-c", configPath],
       logPath: join(dir, "dovecot.out"),
+      cleanupDir: dir,
     });
     daemon = current;
     for (const protocol of protocols) {

@@ -232,6 +232,7 @@ export async function startPostfix(options: PostfixOptions = {}): Promise<Postfi
       // -s: stay in the foreground with stdout kept (what start-fg uses).
       args: ["-c", configDir, "-s"],
       logPath: join(dir, "master.out"),
+      cleanupDir: dir,
     });
     daemon = current;
     await waitFor(() => greets220(port), {

@@ -11,6 +11,7 @@ import {
   accessSync,
   closeSync,
   constants,
+  existsSync,
   mkdtempSync,
   openSync,
   readdirSync,
@@ -22,6 +23,8 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
+const SETPRIV = "/usr/bin/setpriv";
+
 /** Children still running; killed from the 'exit' hook if a test crashes before stop(). */
 const liveChildren = new Set<ChildProcess>();
 let exitHookInstalled = false;
@@ -31,7 +34,9 @@ function installExitHook(): void {
   exitHookInstalled = true;
   // 'exit' handlers must be synchronous: SIGKILL is the only thing that is
   // certain to land before we are gone, and a leaked daemon would hold ports
-  // and files for the next run.
+  // and files for the next run. This covers a normal exit (process.exit,
+  // uncaught exception); death by signal is covered by the parent-death
+  // signal set in startDaemon.
   process.on("exit", () => {
     for (const child of liveChildren) {
       if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
@@ -303,6 +308,37 @@ export async function runChecked(
   return result;
 }
 
+/**
+ * A watcher that SIGKILLs `pid` when we die. The parent-death signal set on
+ * the daemon itself is cleared by the kernel as soon as the daemon changes
+ * its effective user or group (Postfix's master does, briefly, to create
+ * files as mail_owner), so a tiny shell holds the parent-death signal for
+ * it instead. It exits by itself once the daemon is gone.
+ */
+function guardDaemon(pid: number, cleanupDir: string | undefined): void {
+  if (!existsSync(SETPRIV)) return;
+  // The directory goes in as $1, never into the script text.
+  const cleanup = cleanupDir === undefined ? "" : ` sleep 0.5; rm -rf -- "$1";`;
+  const script = `trap 'kill -KILL ${pid} 2>/dev/null;${cleanup} exit 0' TERM; while kill -0 ${pid} 2>/dev/null; do sleep 0.5; done`;
+  const guard = spawn(
+    SETPRIV,
+    [
+      "--pdeathsig",
+      "SIGTERM",
+      "--",
+      "/bin/sh",
+      "-c",
+      script,
+      "guard",
+      ...(cleanupDir === undefined ? [] : [cleanupDir]),
+    ],
+    { stdio: "ignore" },
+  );
+  guard.on("error", () => {});
+  // The guard must never keep a test worker alive.
+  guard.unref();
+}
+
 export interface DaemonOptions {
   /** Shown in errors ("slapd", "postfix master", ...). */
   name: string;
@@ -312,6 +348,8 @@ export interface DaemonOptions {
   logPath: string;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /** Removed by the guard if the test process dies while the daemon runs (never on a normal stop). */
+  cleanupDir?: string;
 }
 
 export interface Daemon {
@@ -333,9 +371,17 @@ export interface Daemon {
 export function startDaemon(options: DaemonOptions): Daemon {
   installExitHook();
   const logFd = openSync(options.logPath, "a");
+  // The kernel SIGKILLs the daemon when we die (parent-death signal), so a
+  // test worker killed by vitest (SIGTERM, then SIGKILL: no 'exit' event)
+  // still leaves nothing behind. setpriv sets it and then execs the daemon,
+  // so the PID stays the daemon's own. Daemons keep it because they are
+  // neither set-uid nor change their own effective IDs in the process we hold.
+  const [file, args] = existsSync(SETPRIV)
+    ? [SETPRIV, ["--pdeathsig", "SIGKILL", "--", options.file, ...options.args]]
+    : [options.file, options.args];
   let child: ChildProcess;
   try {
-    child = spawn(options.file, options.args, {
+    child = spawn(file, args, {
       stdio: ["ignore", logFd, logFd],
       env: options.env ?? process.env,
       cwd: options.cwd,
@@ -349,6 +395,7 @@ export function startDaemon(options: DaemonOptions): Daemon {
     throw new Error(`cannot start ${options.name} (${options.file}): no PID`);
   }
   liveChildren.add(child);
+  guardDaemon(pid, options.cleanupDir);
   let status: string | undefined;
   const exitPromise = new Promise<void>((resolve) => {
     child.on("exit", (code, signal) => {

@@ -70,6 +70,7 @@ export async function startRedis(options: RedisOptions = {}): Promise<Redis> {
         ...(options.args ?? []),
       ],
       logPath,
+      cleanupDir: dir,
     });
     daemon = current;
     await waitFor(

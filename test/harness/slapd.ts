@@ -196,6 +196,7 @@ export async function startSlapd(options: SlapdOptions = {}): Promise<Slapd> {
         file: SLAPD,
         args: ["-d", options.logLevel ?? "stats", "-h", `${url}/ ${ldapiUrl}/`, "-F", configDir],
         logPath,
+        cleanupDir: dir,
       });
       daemon = current;
       await waitFor(
