@@ -46,5 +46,8 @@ describe("sanitizeForLog", () => {
   it("describes frames with bytes as text", () => {
     expect(describeForLog({ key: Buffer.from("a\nb") })).toBe('{"key":"a\\nb"}');
     expect(describeForLog({ key: new Uint8Array([0x41]) })).toBe('{"key":"A"}');
+    expect(describeForLog({ attributes: new Map([["sender", "a@b"]]) })).toBe(
+      '{"attributes":{"sender":"a@b"}}',
+    );
   });
 });

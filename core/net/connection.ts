@@ -52,7 +52,7 @@ export class Connection<Frame, Reply> {
     private readonly onClosed: (connection: Connection<Frame, Reply>) => void,
   ) {
     this.decoder = settings.definition.createDecoder();
-    socket.setNoDelay?.(true);
+    socket.setNoDelay(true);
     socket.setTimeout(settings.idleTimeoutMs);
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
     socket.on("end", () => this.onPeerEnd());
@@ -207,7 +207,10 @@ export class Connection<Frame, Reply> {
         throw new Error(`unknown handler outcome ${JSON.stringify(unknown)}`);
       }
     }
-    if (reply === undefined || this.closed) return;
+    if (reply === undefined || this.closed) {
+      this.log.debug({ ms: Math.round(performance.now() - started) }, "no reply");
+      return;
+    }
     const bytes = this.encode(frame, reply);
     if (bytes === undefined) return;
     await this.write(bytes.data);

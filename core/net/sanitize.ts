@@ -29,7 +29,10 @@ export function describeForLog(value: unknown, max = 200): string {
     // otherwise turn it into an array of numbers.
     const json = JSON.stringify(value, function (this: Record<string, unknown>, key, inner: unknown) {
       const original = this[key];
-      return original instanceof Uint8Array ? Buffer.from(original).toString("latin1") : inner;
+      if (original instanceof Uint8Array) return Buffer.from(original).toString("latin1");
+      // Codecs keep attributes in Maps (policy requests), which JSON would print as {}.
+      if (original instanceof Map) return Object.fromEntries(original);
+      return inner;
     });
     return sanitizeForLog(json ?? String(value), max);
   } catch {
