@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { type ListenerConfig, listenerSchema, toListenerSpec } from "./listener-config.js";
+import { parseConfigText } from "./load.js";
 
 describe("listener configuration", () => {
   it.each([
@@ -35,4 +36,15 @@ describe("listener configuration", () => {
     expect(spec).toEqual(want);
     if (spec.kind === "tcp") spec.allow.push("10.0.0.0/8"); // the spec is a mutable copy
   });
+});
+
+it("converts the listeners of a loaded, frozen configuration", () => {
+  const result = parseConfigText(
+    '[[policyd.listen]]\ntcp = "[::1]:10040"\n[[policyd.listen]]\nsystemd = "policyd"',
+  );
+  if (!result.ok) throw new Error(JSON.stringify(result.errors));
+  expect(result.config.policyd.listen.map(toListenerSpec)).toEqual([
+    { kind: "tcp", host: "::1", port: 10040, allow: ["127.0.0.0/8", "::1/128"] },
+    { kind: "systemd", name: "policyd" },
+  ]);
 });
