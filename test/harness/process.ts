@@ -317,23 +317,15 @@ export async function runChecked(
  */
 function guardDaemon(pid: number, cleanupDir: string | undefined): void {
   if (!existsSync(SETPRIV)) return;
-  // The directory goes in as $1, never into the script text.
-  const cleanup = cleanupDir === undefined ? "" : ` sleep 0.5; rm -rf -- "$1";`;
+  // The directory goes in through the environment: never into the script
+  // text, and not onto the command line, where livePidsUsing() would take
+  // the guard for one of the peer's processes.
+  const cleanup = cleanupDir === undefined ? "" : ` sleep 0.5; rm -rf -- "$GUARD_CLEANUP_DIR";`;
   const script = `trap 'kill -KILL ${pid} 2>/dev/null;${cleanup} exit 0' TERM; while kill -0 ${pid} 2>/dev/null; do sleep 0.5; done`;
-  const guard = spawn(
-    SETPRIV,
-    [
-      "--pdeathsig",
-      "SIGTERM",
-      "--",
-      "/bin/sh",
-      "-c",
-      script,
-      "guard",
-      ...(cleanupDir === undefined ? [] : [cleanupDir]),
-    ],
-    { stdio: "ignore" },
-  );
+  const guard = spawn(SETPRIV, ["--pdeathsig", "SIGTERM", "--", "/bin/sh", "-c", script], {
+    stdio: "ignore",
+    env: { PATH: "/usr/bin:/bin", GUARD_CLEANUP_DIR: cleanupDir ?? "" },
+  });
   guard.on("error", () => {});
   // The guard must never keep a test worker alive.
   guard.unref();
@@ -374,8 +366,8 @@ export function startDaemon(options: DaemonOptions): Daemon {
   // The kernel SIGKILLs the daemon when we die (parent-death signal), so a
   // test worker killed by vitest (SIGTERM, then SIGKILL: no 'exit' event)
   // still leaves nothing behind. setpriv sets it and then execs the daemon,
-  // so the PID stays the daemon's own. Daemons keep it because they are
-  // neither set-uid nor change their own effective IDs in the process we hold.
+  // so the PID stays the daemon's own. A daemon that changes its effective
+  // IDs loses it (see guardDaemon, which covers that case).
   const [file, args] = existsSync(SETPRIV)
     ? [SETPRIV, ["--pdeathsig", "SIGKILL", "--", options.file, ...options.args]]
     : [options.file, options.args];
