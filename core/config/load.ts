@@ -159,7 +159,7 @@ function unknownKey(tablePath: readonly PropertyKey[], key: string): ConfigIssue
     return {
       path,
       message: "secrets are not accepted inline",
-      fix: `write the secret to a file readable only by the daemon's user (chmod 0600) and set ${key}_file to its path`,
+      fix: `write the secret to a file owned by the daemon's user with mode 0600, and set ${key}_file to its path`,
     };
   }
   const suggestion = closestKey(key, allowed);
