@@ -2,11 +2,11 @@
  * The server with the real Postfix policy codec from core/protocols: several
  * requests on one connection as smtpd sends them, a hanging handler answered
  * with DEFER_IF_PERMIT within the budget, and a line that is not
- * `name=value` closing the connection. The policy ProtocolDefinition is
- * built here from the codec's exports; policyd will own the real one.
+ * `name=value` closing the connection, served with the shared policy
+ * ProtocolDefinition.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import type { ProtocolDefinition } from "../../core/net/protocol.js";
+import { policyProtocol } from "../../core/net/protocol-definitions.js";
 import { createProtocolServer, type ProtocolServer } from "../../core/net/server.js";
 import {
   encodePolicyRequest,
@@ -19,14 +19,6 @@ import {
   type PolicyAction,
 } from "../../core/protocols/policy-reply.js";
 import { capturingLogger, connectLineClient, type LineClient, recordingObserver } from "./net-fixtures.js";
-
-const policyProtocol: ProtocolDefinition<PolicyRequest, PolicyAction> = {
-  name: "postfix-policy",
-  createDecoder: () => new PolicyRequestDecoder(),
-  encodeReply: encodePolicyReply,
-  failSafeReply: () => POLICY_FAILSAFE_ACTION,
-  outcomeLabel: (action) => action.action,
-};
 
 let server: ProtocolServer | undefined;
 let client: LineClient | undefined;
@@ -56,7 +48,7 @@ describe("protocol server with the Postfix policy codec", () => {
     const observer = recordingObserver();
     server = createProtocolServer({
       name: "policy-test",
-      definition: policyProtocol,
+      definition: policyProtocol(),
       sessions: () => ({
         handle: (frame, context) =>
           frame.get("recipient") === "hang@example.org"
