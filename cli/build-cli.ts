@@ -7,6 +7,7 @@
  */
 import { Command } from "commander";
 import { registerConfigCommands } from "./config-command.js";
+import { registerDemoCommand } from "./demo-command.js";
 import { type CliIo, processIo } from "./io.js";
 import { addProgramCommand, PROGRAMS, type ProgramDefinition } from "./programs.js";
 import { packageVersion, registerVersionCommand } from "./version.js";
@@ -34,6 +35,7 @@ export function buildCli(options: CliOptions = {}): Command {
 
   for (const program of options.programs ?? PROGRAMS) addProgramCommand(cli, program, io);
   registerConfigCommands(cli, io);
+  registerDemoCommand(cli, io);
   registerVersionCommand(cli, io);
   return cli;
 }

@@ -36,7 +36,7 @@ describe("parseLdif", () => {
 });
 
 describe("the sample directory as the embedded default", () => {
-  const text = readFileSync(join(import.meta.dirname, "../../test/fixtures/sample-directory.ldif"), "utf8");
+  const text = readFileSync(join(import.meta.dirname, "../../deploy/ldap/sample-directory.ldif"), "utf8");
   const parsed = parseLdif(text);
   const mapping = defaultMapping(base);
   const { users, groups } = classifyEntries(parsed.entries, mapping);

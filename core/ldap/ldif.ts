@@ -5,8 +5,8 @@
  * are split into users and groups by search base, the way a live search
  * would find them; the mapping's LDAP filters apply only to live searches.
  */
-import type { LdapMapping, RawEntry } from "./mapping.js";
-import { normaliseDn } from "./mapping.js";
+import type { Directory, DomainSet } from "../directory/model.js";
+import { convertEntries, type LdapMapping, normaliseDn, type RawEntry } from "./mapping.js";
 
 export interface LdifProblem {
   line: number;
@@ -104,4 +104,20 @@ export function classifyEntries(
     else if (isUnder(entry.dn, mapping.groups.base)) groups.push(entry);
   }
   return { users, groups };
+}
+
+/** Builds a directory from LDIF text with a mapping: the embedded default's source. */
+export function directoryFromLdif(
+  text: string,
+  mapping: LdapMapping,
+  domains: DomainSet,
+): { directory: Directory; problems: string[] } {
+  const parsed = parseLdif(text);
+  const { users, groups } = classifyEntries(parsed.entries, mapping);
+  const converted = convertEntries(users, groups, mapping, domains);
+  const problems = [
+    ...parsed.problems.map((problem) => `line ${problem.line}: ${problem.message}`),
+    ...converted.problems.map((problem) => `${problem.dn}: ${problem.message}`),
+  ];
+  return { directory: { users: converted.users, groups: converted.groups, domains }, problems };
 }

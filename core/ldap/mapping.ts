@@ -1,7 +1,7 @@
 /**
  * How LDAP entries become the directory model. The attribute and objectClass
  * names are configuration: the default follows the department schema
- * (inetMailUser / inetMailGroup, see test/fixtures/mail-schema.ldif), and an
+ * (inetMailUser / inetMailGroup, see deploy/ldap/mail-schema.ldif), and an
  * Active-Directory-style directory (sAMAccountName, memberOf, quota in another
  * attribute, disabled accounts in userAccountControl) is expressed by another
  * mapping, never by code. Conversion is pure: entries in, directory and a list

@@ -25,7 +25,7 @@ const SLAPD = "/usr/sbin/slapd";
 const SLAPADD = "/usr/sbin/slapadd";
 const LDAPSEARCH = "/usr/bin/ldapsearch";
 const SCHEMA_DIR = "/etc/ldap/schema";
-const FIXTURES = resolve(fileURLToPath(new URL("../fixtures/", import.meta.url)));
+const FIXTURES = resolve(fileURLToPath(new URL("../../deploy/ldap/", import.meta.url)));
 
 export const SAMPLE_DIRECTORY_LDIF = join(FIXTURES, "sample-directory.ldif");
 export const MAIL_SCHEMA_LDIF = join(FIXTURES, "mail-schema.ldif");
@@ -40,7 +40,7 @@ const LDAPI_ROOT = "gidNumber=0+uidNumber=0,cn=peercred,cn=external,cn=auth";
 export interface SlapdOptions {
   /** Extra data LDIF files loaded after the sample directory (entries under its OUs). */
   ldif?: string[];
-  /** Load test/fixtures/sample-directory.ldif first (default true; it holds the suffix and OUs). */
+  /** Load deploy/ldap/sample-directory.ldif first (default true; it holds the suffix and OUs). */
   sample?: boolean;
   /** TLS is not offered yet; the flag exists so callers state it. */
   tls?: false;
