@@ -8,16 +8,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { policyProtocol } from "../../core/net/protocol-definitions.js";
 import { createProtocolServer, type ProtocolServer } from "../../core/net/server.js";
-import {
-  encodePolicyRequest,
-  type PolicyRequest,
-  PolicyRequestDecoder,
-} from "../../core/protocols/policy.js";
-import {
-  encodePolicyReply,
-  POLICY_FAILSAFE_ACTION,
-  type PolicyAction,
-} from "../../core/protocols/policy-reply.js";
+import { encodePolicyRequest } from "../../core/protocols/policy.js";
+import type { PolicyAction } from "../../core/protocols/policy-reply.js";
 import { capturingLogger, connectLineClient, type LineClient, recordingObserver } from "./net-fixtures.js";
 
 let server: ProtocolServer | undefined;
