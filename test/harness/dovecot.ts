@@ -2,10 +2,12 @@
 // temp dir with its own base_dir (sockets, pid file), state_dir and log
 // file, listeners on free 127.0.0.1 ports for the protocols the caller picks
 // (imap, lmtp, sieve), a passwd-file passdb/userdb with test users and
-// maildirs under the temp dir. It runs with "dovecot -F -c FILE" as our
-// child and is stopped by PID; every doveadm call carries -c FILE, so
-// /etc/dovecot/dovecot.conf is never read and the system instance never
-// touched. ssl=no unless the caller passes a certificate (see tls.ts).
+// maildirs under the temp dir (or, with the `auth` option, the caller's own
+// passdb/userdb blocks, e.g. driver = dict against a test server). It runs
+// with "dovecot -F -c FILE" as our child and is stopped by PID; every
+// doveadm call carries -c FILE, so /etc/dovecot/dovecot.conf is never read
+// and the system instance never touched. ssl=no unless the caller passes a
+// certificate (see tls.ts).
 import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
@@ -47,8 +49,15 @@ export interface DovecotOptions {
   protocols?: DovecotProtocol[];
   /** Appended to the generated dovecot.conf (plugins, services, ...); later settings win. */
   conf?: string;
-  /** Default one user "testuser" with password "testpass". */
+  /** Default one user "testuser" with password "testpass". Only feeds the passwd-file, so unused with `auth`. */
   users?: DovecotUser[];
+  /**
+   * Replaces the generated passwd-file passdb and userdb blocks (plus any auth
+   * settings that go with them, e.g. auth_cache_size = 0). Dovecot 2.3.19 runs
+   * auth as $default_internal_user (dovecot) and auth-worker as root, so a
+   * backend socket must be reachable for both.
+   */
+  auth?: string;
   /** ssl=yes with this certificate (needed for STARTTLS); default ssl=no. */
   tls?: SelfSignedCertificate;
   startTimeoutMs?: number;
@@ -123,6 +132,17 @@ function greets(port: number): Promise<boolean> {
   });
 }
 
+function passwdFileAuth(usersPath: string): string {
+  return `passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u ${usersPath}
+}
+userdb {
+  driver = passwd-file
+  args = username_format=%u ${usersPath}
+}`;
+}
+
 export async function startDovecot(options: DovecotOptions = {}): Promise<Dovecot> {
   requireBinary(DOVECOT, "dovecot-core");
   requireBinary(DOVEADM, "dovecot-core");
@@ -195,14 +215,7 @@ mail_privileged_group =
 first_valid_uid = 1
 postmaster_address = postmaster@cs.example.org
 hostname = backend.test
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u ${usersPath}
-}
-userdb {
-  driver = passwd-file
-  args = username_format=%u ${usersPath}
-}
+${options.auth ?? passwdFileAuth(usersPath)}
 ${protocols.map((protocol) => LISTENER[protocol](ports[protocol] as number)).join("")}${options.conf ?? ""}
 `;
     writeFileSync(configPath, conf);
