@@ -15,8 +15,9 @@ import type net from "node:net";
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import { TransientError } from "../errors.js";
+import { sanitizePeerString } from "../log/logger.js";
 import type { PeerInfo, ProtocolDefinition, ServerObserver, Session } from "./protocol.js";
-import { describeForLog, sanitizeForLog } from "./sanitize.js";
+import { describeForLog } from "./sanitize.js";
 
 export interface ConnectionSettings<Frame, Reply> {
   definition: ProtocolDefinition<Frame, Reply>;
@@ -59,7 +60,7 @@ export class Connection<Frame, Reply> {
     socket.on("timeout", () => this.onIdle());
     socket.on("error", (error: NodeJS.ErrnoException) => {
       // EPIPE/ECONNRESET are the peer's business; count them and carry on.
-      this.log.debug({ code: error.code, reason: sanitizeForLog(error.message) }, "socket error");
+      this.log.debug({ code: error.code, reason: sanitizePeerString(error.message) }, "socket error");
       settings.observer.error("socket");
     });
     socket.on("close", () => this.onClose());
@@ -110,7 +111,7 @@ export class Connection<Frame, Reply> {
   }
 
   private failFraming(code: string, reason: string): void {
-    this.log.warn({ code, reason: sanitizeForLog(reason) }, "protocol error; closing connection");
+    this.log.warn({ code, reason: sanitizePeerString(reason) }, "protocol error; closing connection");
     this.settings.observer.error("protocol");
     this.queue.length = 0;
     this.socket.destroy();

@@ -9,11 +9,11 @@
  */
 import type net from "node:net";
 import type { Logger } from "pino";
+import { sanitizePeerString } from "../log/logger.js";
 import { normalizePeerAddress } from "./allow-list.js";
 import { Connection } from "./connection.js";
 import { type BoundAddress, type ListenerSpec, type OpenListener, openListener } from "./listeners.js";
 import type { PeerInfo, ProtocolDefinition, ServerObserver, SessionFactory } from "./protocol.js";
-import { sanitizeForLog } from "./sanitize.js";
 
 export interface ServerLimits {
   /** Connections beyond this are closed at once. */
@@ -90,7 +90,7 @@ export function createProtocolServer<Frame, Reply>(
       entry.suppressed += 1;
       return;
     }
-    const peer = sanitizeForLog(socket.remoteAddress ?? listener.label);
+    const peer = sanitizePeerString(socket.remoteAddress ?? listener.label);
     log.warn(
       { listener: listener.label, peer, reason, suppressed: entry?.suppressed ?? 0 },
       "connection refused",
