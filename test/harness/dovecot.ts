@@ -12,12 +12,13 @@ import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from "no
 import { connect } from "node:net";
 import { join } from "node:path";
 import {
+  abandonStart,
   type CommandResult,
   type Daemon,
+  destroyWith,
   ensureNoProcessesUsing,
   freePort,
   makeTempDir,
-  removeTempDir,
   requireBinary,
   runChecked,
   runCommand,
@@ -264,17 +265,9 @@ ${protocols.map((protocol) => LISTENER[protocol](ports[protocol] as number)).joi
         }
       },
       stop,
-      async destroy(): Promise<void> {
-        try {
-          await stop();
-        } finally {
-          removeTempDir(dir);
-        }
-      },
+      destroy: destroyWith(stop, dir),
     };
   } catch (error) {
-    await daemon?.stop();
-    removeTempDir(dir);
-    throw error;
+    return abandonStart(daemon, dir, error);
   }
 }

@@ -23,12 +23,13 @@ import { connect } from "node:net";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import {
+  abandonStart,
   type CommandResult,
   type Daemon,
+  destroyWith,
   ensureNoProcessesUsing,
   freePort,
   makeTempDir,
-  removeTempDir,
   requireBinary,
   runChecked,
   runCommand,
@@ -289,18 +290,10 @@ export async function startPostfix(options: PostfixOptions = {}): Promise<Postfi
         return path;
       },
       stop,
-      async destroy(): Promise<void> {
-        try {
-          await stop();
-        } finally {
-          removeTempDir(dir);
-        }
-      },
+      destroy: destroyWith(stop, dir),
     };
   } catch (error) {
-    await daemon?.stop();
-    removeTempDir(dir);
-    throw error;
+    return abandonStart(daemon, dir, error);
   }
 }
 

@@ -429,3 +429,21 @@ export function startDaemon(options: DaemonOptions): Daemon {
     },
   };
 }
+
+/** A peer's destroy(): stop it, then remove its temp dir even when stopping failed. */
+export function destroyWith(stop: () => Promise<void>, dir: string): () => Promise<void> {
+  return async () => {
+    try {
+      await stop();
+    } finally {
+      removeTempDir(dir);
+    }
+  };
+}
+
+/** Undoes a start that failed half-way: stops what was started, removes the temp dir, rethrows. */
+export async function abandonStart(daemon: Daemon | undefined, dir: string, error: unknown): Promise<never> {
+  await daemon?.stop();
+  removeTempDir(dir);
+  throw error;
+}

@@ -4,11 +4,12 @@
 // stopped by PID. The system's redis on port 6379 is never touched.
 import { join } from "node:path";
 import {
+  abandonStart,
   type CommandResult,
   type Daemon,
+  destroyWith,
   freePort,
   makeTempDir,
-  removeTempDir,
   requireBinary,
   runCommand,
   startDaemon,
@@ -96,17 +97,9 @@ export async function startRedis(options: RedisOptions = {}): Promise<Redis> {
       pid: current.pid,
       cli,
       stop,
-      async destroy(): Promise<void> {
-        try {
-          await stop();
-        } finally {
-          removeTempDir(dir);
-        }
-      },
+      destroy: destroyWith(stop, dir),
     };
   } catch (error) {
-    await daemon?.stop();
-    removeTempDir(dir);
-    throw error;
+    return abandonStart(daemon, dir, error);
   }
 }

@@ -10,10 +10,11 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
+  abandonStart,
   type Daemon,
+  destroyWith,
   freePort,
   makeTempDir,
-  removeTempDir,
   requireBinary,
   runChecked,
   runCommand,
@@ -255,14 +256,9 @@ export async function startSlapd(options: SlapdOptions = {}): Promise<Slapd> {
         await stop();
         await launch();
       },
-      async destroy(): Promise<void> {
-        await stop();
-        removeTempDir(dir);
-      },
+      destroy: destroyWith(stop, dir),
     };
   } catch (error) {
-    await daemon?.stop();
-    removeTempDir(dir);
-    throw error;
+    return abandonStart(daemon, dir, error);
   }
 }
