@@ -155,4 +155,23 @@ describe("program commands", () => {
       /exampled \[options\]\s+a program registered by the test/,
     );
   });
+
+  it("with a two-word name become subcommands sharing one parent", async () => {
+    const runs: string[] = [];
+    const sub = (name: string): ProgramDefinition => ({
+      name: `tool ${name}`,
+      summary: `the ${name} step`,
+      run: async () => {
+        runs.push(name);
+      },
+    });
+    const programs = [sub("run"), sub("serve")];
+    const file = fixture("deploy/emailng.example.toml");
+    expect((await run(["tool", "serve", "--config", file], programs)).code).toBe(0);
+    expect((await run(["tool", "run", "--config", file], programs)).code).toBe(0);
+    expect(runs).toEqual(["serve", "run"]);
+    const help = await run(["tool", "--help"], programs);
+    expect(help.out).toMatch(/run \[options\]\s+the run step/);
+    expect(help.out).toMatch(/serve \[options\]\s+the serve step/);
+  });
 });

@@ -30,7 +30,10 @@ export interface ProgramContext {
 }
 
 export interface ProgramDefinition {
-  /** Command name: "verifyd", "policyd", … */
+  /**
+   * Command name: "verifyd", "policyd", … A two-word name ("sync run") makes a
+   * subcommand of a parent command created on first use ("sync").
+   */
   name: string;
   /** One line for `emailng --help`. */
   summary: string;
@@ -49,8 +52,13 @@ export const PROGRAMS: readonly ProgramDefinition[] = [];
 
 /** Adds `emailng <name> --config FILE` for one program. */
 export function addProgramCommand(cli: Command, program: ProgramDefinition, io: CliIo): Command {
-  const command = cli
-    .command(program.name)
+  const words = program.name.split(" ");
+  let parent = cli;
+  for (const word of words.slice(0, -1)) {
+    parent = parent.commands.find((command) => command.name() === word) ?? parent.command(word);
+  }
+  const command = parent
+    .command(words.at(-1) ?? program.name)
     .description(program.summary)
     .option(CONFIG_OPTION_FLAGS, CONFIG_OPTION_DESCRIPTION, DEFAULT_CONFIG_PATH);
   program.configure?.(command);

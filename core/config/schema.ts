@@ -19,18 +19,17 @@
 import { z } from "zod";
 import { absolutePath, ldapUrl, optionalAbsolutePath, optionalTcpAddress } from "./fields.js";
 import { listenerSchema } from "./listener-config.js";
+import { section } from "./section.js";
+import {
+  cleanupSection,
+  directorySection,
+  ldapGroupsSection,
+  ldapUsersSection,
+  syncSection,
+} from "./sync-schema.js";
 import { duration, integer, type UnitBounds } from "./units.js";
 
-/**
- * A strict table that may be left out of the file. `prefault` (not `default`)
- * runs the empty table through the schema, so the keys' own defaults apply.
- */
-export function section<Shape extends z.core.$ZodLooseShape>(shape: Shape) {
-  const table = z.strictObject(shape);
-  // Every key in a section has a default, so {} is valid input; the generic
-  // shape cannot show that to the type checker.
-  return table.prefault({} as z.input<typeof table>);
-}
+export { section } from "./section.js";
 
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -50,6 +49,8 @@ const ldapSection = z
     timeout: duration({ default: "5s", min: "100ms", max: "60s" }),
     connect_timeout: duration({ default: "3s", min: "100ms", max: "30s" }),
     page_size: integer({ default: 500, min: 1, max: 10_000 }),
+    users: ldapUsersSection,
+    groups: ldapGroupsSection,
   })
   .superRefine((ldap, context) => {
     const issue = (path: string, message: string, fix: string) =>
@@ -121,6 +122,9 @@ export const configSchema = z.strictObject({
   log: logSection,
   ldap: ldapSection,
   snapshot: snapshotSection,
+  directory: directorySection,
+  sync: syncSection,
+  cleanup: cleanupSection,
   verifyd: daemonSection(
     {
       socket: "/run/emailng/verifyd.sock",

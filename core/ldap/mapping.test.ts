@@ -1,9 +1,11 @@
 import { describe, expect, it } from "vitest";
+import { parseConfigText } from "../config/load.js";
 import type { DomainSet } from "../directory/model.js";
 import {
   convertEntries,
   defaultMapping,
   type LdapMapping,
+  mappingFromConfig,
   normaliseDn,
   requestedAttributes,
 } from "./mapping.js";
@@ -188,4 +190,42 @@ describe("Active-Directory-style mapping, by configuration only", () => {
 
 it("normalises DNs for comparison", () => {
   expect(normaliseDn("CN=Staff, OU=Groups ,DC=x")).toBe("cn=staff,ou=groups,dc=x");
+});
+
+describe("mappingFromConfig", () => {
+  it("gives the default mapping for the default configuration", () => {
+    const result = parseConfigText(
+      '[ldap]\nurls = ["ldap://127.0.0.1"]\nbase_dn = "dc=cs,dc=example,dc=org"\n',
+    );
+    if (!result.ok) throw new Error(JSON.stringify(result.errors));
+    expect(mappingFromConfig(result.config.ldap)).toEqual(defaultMapping("dc=cs,dc=example,dc=org"));
+  });
+
+  it("expresses an Active-Directory-style directory without code", () => {
+    const result = parseConfigText(
+      [
+        "[ldap]",
+        'base_dn = "dc=ad,dc=example,dc=org"',
+        "[ldap.users]",
+        'base = "cn=Users,dc=ad,dc=example,dc=org"',
+        'login = "sAMAccountName"',
+        'quota = "extensionAttribute5"',
+        "quota_unit = 1048576",
+        'status = "userAccountControl"',
+        "inactive_bitmask = 2",
+        'member_of = "memberOf"',
+      ].join("\n"),
+    );
+    if (!result.ok) throw new Error(JSON.stringify(result.errors));
+    const mapping = mappingFromConfig(result.config.ldap);
+    expect(mapping.users).toMatchObject({
+      base: "cn=Users,dc=ad,dc=example,dc=org",
+      login: "sAMAccountName",
+      quota: "extensionAttribute5",
+      quotaUnit: 1048576,
+      inactiveBitmask: 2,
+      memberOf: "memberOf",
+    });
+    expect(mapping.groups.base).toBe("ou=groups,dc=ad,dc=example,dc=org");
+  });
 });

@@ -7,6 +7,9 @@
  * mapping, never by code. Conversion is pure: entries in, directory and a list
  * of skipped entries out.
  */
+
+import type { DeepReadonly } from "../config/load.js";
+import type { Config } from "../config/schema.js";
 import { normaliseAddress } from "../directory/address.js";
 import type { DirectoryGroup, DirectoryUser, DomainSet } from "../directory/model.js";
 
@@ -304,4 +307,45 @@ export function convertEntries(
     });
   }
   return { users, groups, problems };
+}
+
+/** The mapping the configuration describes ([ldap.users], [ldap.groups]); empty bases default under base_dn. */
+export function mappingFromConfig(ldap: DeepReadonly<Config["ldap"]>): LdapMapping {
+  const u = ldap.users;
+  const g = ldap.groups;
+  const defaults = defaultMapping(ldap.base_dn);
+  return {
+    users: {
+      base: u.base === "" ? defaults.users.base : u.base,
+      filter: u.filter,
+      login: u.login,
+      primaryAddress: u.primary_address,
+      alternateAddresses: [...u.alternate_addresses],
+      forwardingAddresses: u.forwarding_addresses,
+      quota: u.quota,
+      quotaUnit: u.quota_unit,
+      status: u.status,
+      inactiveValues: [...u.inactive_values],
+      inactiveBitmask: u.inactive_bitmask === 0 ? null : u.inactive_bitmask,
+      category: u.category,
+      home: u.home,
+      uidNumber: u.uid_number,
+      gidNumber: u.gid_number,
+      mailLocation: u.mail_location,
+      alternateStorage: u.alternate_storage,
+      mailHost: u.mail_host,
+      passwordHash: u.password_hash,
+      memberOf: u.member_of,
+    },
+    groups: {
+      base: g.base === "" ? defaults.groups.base : g.base,
+      filter: g.filter,
+      name: g.name,
+      addresses: [...g.addresses],
+      memberLogins: g.member_logins,
+      memberDns: g.member_dns,
+      allowedPosters: g.allowed_posters,
+      status: g.status,
+    },
+  };
 }
