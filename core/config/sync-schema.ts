@@ -154,6 +154,7 @@ export const cleanupSection = section({
         mailbox: z.string().min(1),
         older_than: duration({ default: "30d", min: "1d", max: "3650d" }),
         group: z.string().default(""),
+        date: z.enum(["saved", "received"]).default("saved"),
       }),
     )
     .default([]),
