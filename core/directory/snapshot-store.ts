@@ -31,6 +31,11 @@ export interface SnapshotMeta {
   /** "internal" carries password hashes and homes; "relay" never does. */
   view: "internal" | "relay";
   sources: SourceSummary[];
+  /**
+   * The source's own change marker at the time of the snapshot (the greatest
+   * LDAP modifyTimestamp seen), from which the next incremental sync starts.
+   */
+  watermark?: string;
 }
 
 export interface Snapshot {
@@ -125,6 +130,7 @@ export interface WriteOptions {
   version: number;
   view: SnapshotMeta["view"];
   sources: SourceSummary[];
+  watermark?: string;
   now?: Date;
 }
 
@@ -138,6 +144,7 @@ export function writeSnapshot(path: string, directory: Directory, options: Write
     createdAt: (options.now ?? new Date()).toISOString(),
     view: options.view,
     sources: options.sources,
+    ...(options.watermark === undefined ? {} : { watermark: options.watermark }),
   };
   const temporary = `${path}.tmp-${process.pid}`;
   rmSync(temporary, { force: true });
