@@ -19,6 +19,8 @@ const needed = [
   ["redis-server", "/usr/bin/redis-server"],
   // The Dovecot harness makes throw-away TLS certificates with it.
   ["openssl", "/usr/bin/openssl"],
+  // The systemd units in deploy/systemd are checked with systemd-analyze verify.
+  ["systemd", "/usr/bin/systemd-analyze"],
 ];
 
 const missing = needed.filter(([, path]) => !existsSync(path)).map(([pkg]) => pkg);
