@@ -298,7 +298,7 @@ function order(kind: Conflict["kind"]): number {
 }
 
 describe("findCycles", () => {
-  const graph = (edges: Record<string, string[]>) => (node: string) => edges[node] ?? [];
+  const graph = (edges: Partial<Record<string, string[]>>) => (node: string) => edges[node] ?? [];
   it.each([
     { name: "no edges", roots: ["a", "b"], edges: {}, want: [] },
     { name: "a chain", roots: ["a"], edges: { a: ["b"], b: ["c"] }, want: [] },
