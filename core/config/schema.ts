@@ -133,7 +133,10 @@ export const configSchema = z.strictObject({
       // Postfix drops idle socketmap connections after 10 s; keep ours open longer.
       idleTimeout: { default: "30s", min: "11s", max: "1h" },
     },
-    {},
+    {
+      // How often the snapshot's metadata is read to notice a new version.
+      snapshot_check_interval: duration({ default: "2s", min: "100ms", max: "5m" }),
+    },
   ),
   policyd: daemonSection(
     {
