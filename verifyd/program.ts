@@ -1,0 +1,209 @@
+/**
+ * NAME
+ *   verifyd — recipient verification, alias expansion and sender ownership
+ *   for Postfix, answered from the directory snapshot
+ *
+ * SUMMARY
+ *   emailng verifyd [--config FILE]
+ *
+ * PROTOCOL
+ *   Postfix socketmap (socketmap_table(5)): netstring requests `NAME SP KEY`,
+ *   netstring replies `OK SP data`, `NOTFOUND SP`, `TEMP SP reason` or
+ *   `PERM SP reason`, many per connection. Maps (maps.ts, README.md):
+ *     C: 34:recipient gpapadop@cs.example.org,    S: 8:OK DUNNO,
+ *     C: 20:alias csall@cs.example.org,           S: …:OK jsmith@cs.example.org,ekaragia@…,
+ *     C: 30:login gpapadop@cs.example.org,        S: 11:OK gpapadop,
+ *     C: 21:domain cs.example.org,                S: 17:OK cs.example.org,
+ *   No snapshot, a stale snapshot or an internal error: `TEMP …` (Postfix
+ *   answers 4xx or defers, never "user unknown"). Unknown map name or a
+ *   malformed request: `PERM …`. Framing errors close the connection.
+ *
+ * SECURITY
+ *   Runs as its own user; reads the snapshot file read-only (the relay view
+ *   holds no password hashes); listens on UNIX sockets (mode and group from
+ *   the config, e.g. 0660 group postfix) or on TCP with a client allow-list
+ *   (loopback only unless `allow` widens it). The recipient map reveals only
+ *   whether an address is deliverable. No LDAP access on this path.
+ *
+ * CONFIGURATION (deploy/emailng.example.toml)
+ *   [verifyd] listen (default unix /run/emailng/verifyd.sock), max_connections
+ *   (1000), request_timeout (5 s), idle_timeout (30 s), snapshot_check_interval
+ *   (2 s), metrics.listen ("" = off). [snapshot] path, max_age (1 h: older
+ *   means every lookup answers TEMP). [directory] recipient_delimiter ("+"),
+ *   max_expansion (10000), max_depth (16). [log] level.
+ *
+ * DIAGNOSTICS
+ *   pino JSON on standard output: "snapshot loaded" (version, counts) at
+ *   info; snapshot problems, malformed requests, unknown map names,
+ *   ambiguous addresses and expansions over a limit at warn/error; each
+ *   lookup at debug. Metrics: emailng_verifyd_lookups_total{map,result},
+ *   emailng_snapshot_version, emailng_snapshot_age_seconds,
+ *   emailng_snapshot_fresh, plus the emailng_requests_* series of core/net.
+ *   SIGHUP re-reads the snapshot now; SIGTERM/SIGINT stop after in-flight
+ *   requests (bounded by request_timeout).
+ *
+ * LIMITS
+ *   Requests over 10,000 bytes close the connection (Postfix never sends
+ *   more); replies are at most 100,000 bytes (a larger expansion is TEMP
+ *   and logged). Postfix itself defers a message whose alias expansion
+ *   passes virtual_alias_expansion_limit (1000 addresses by default).
+ */
+import type { Logger } from "pino";
+import type { ProgramDefinition } from "../cli/programs.js";
+import { toListenerSpec } from "../core/config/listener-config.js";
+import type { DeepReadonly } from "../core/config/load.js";
+import type { Config } from "../core/config/schema.js";
+import { LiveSnapshot } from "../core/directory/live-snapshot.js";
+import { createLogger } from "../core/log/logger.js";
+import { type MetricsServer, startMetricsServer } from "../core/metrics/http.js";
+import { createDaemonMetrics } from "../core/metrics/registry.js";
+import type { BoundAddress } from "../core/net/listeners.js";
+import { socketmapProtocol } from "../core/net/protocol-definitions.js";
+import { createProtocolServer } from "../core/net/server.js";
+import { installShutdownHandlers } from "../core/net/signals.js";
+import { MAP_NAMES } from "./maps.js";
+import { verifydSocketmapSessions } from "./socketmap-session.js";
+
+export interface Verifyd {
+  readonly snapshot: LiveSnapshot;
+  /** The socketmap listeners as bound (port 0 resolved). */
+  addresses(): BoundAddress[];
+  /** The metrics endpoint, when configured. */
+  readonly metricsAddress: { host: string; port: number } | null;
+  /** Reads the snapshot now (SIGHUP); rejects when it cannot be loaded, keeping the one in use. */
+  reload(): Promise<void>;
+  /** Stops accepting, lets in-flight requests finish (up to request_timeout), stops the snapshot timer. */
+  close(): Promise<void>;
+}
+
+export interface StartVerifydOptions {
+  /** Collect prom-client's process metrics (default true; tests running several daemons turn it off). */
+  processMetrics?: boolean;
+}
+
+export async function startVerifyd(
+  config: DeepReadonly<Config>,
+  log: Logger,
+  options: StartVerifydOptions = {},
+): Promise<Verifyd> {
+  const settings = config.verifyd;
+  const metrics = createDaemonMetrics("verifyd", { processMetrics: options.processMetrics ?? true });
+  const lookups = metrics.counter({
+    name: "emailng_verifyd_lookups_total",
+    help: "Socketmap lookups answered, by map and reply status (OK, NOTFOUND, TEMP, PERM).",
+    labelNames: ["map", "result"],
+  });
+  for (const map of [...MAP_NAMES, "other"]) {
+    for (const result of ["OK", "NOTFOUND", "TEMP", "PERM"]) lookups.inc({ map, result }, 0);
+  }
+
+  const snapshot = new LiveSnapshot({
+    path: config.snapshot.path,
+    maxAgeMs: config.snapshot.max_age,
+    checkIntervalMs: settings.snapshot_check_interval,
+    resolverOptions: {
+      recipientDelimiters: config.directory.recipient_delimiter,
+      maxExpansion: config.directory.max_expansion,
+      maxDepth: config.directory.max_depth,
+    },
+    log: log.child({ component: "snapshot" }),
+  });
+
+  metrics.gauge({
+    name: "emailng_snapshot_version",
+    help: "Version of the directory snapshot in use (0 before one is loaded).",
+    collect() {
+      this.set(snapshot.current()?.meta.version ?? 0);
+    },
+  });
+  metrics.gauge({
+    name: "emailng_snapshot_age_seconds",
+    help: "Age of the snapshot in use, from its creation time (-1 before one is loaded).",
+    collect() {
+      const age = snapshot.ageMs();
+      this.set(age === null ? -1 : age / 1000);
+    },
+  });
+  metrics.gauge({
+    name: "emailng_snapshot_fresh",
+    help: "1 while the snapshot in use is younger than snapshot.max_age, else 0 (lookups answer TEMP).",
+    collect() {
+      this.set(snapshot.current()?.fresh === true ? 1 : 0);
+    },
+  });
+
+  snapshot.start();
+
+  const server = createProtocolServer({
+    name: "verifyd",
+    definition: socketmapProtocol(),
+    sessions: verifydSocketmapSessions({
+      snapshot: () => snapshot.current(),
+      counted: (map, result) => lookups.inc({ map, result }),
+    }),
+    limits: {
+      maxConnections: settings.max_connections,
+      requestTimeoutMs: settings.request_timeout,
+      idleTimeoutMs: settings.idle_timeout,
+    },
+    log,
+    observer: metrics.observer,
+  });
+
+  let metricsServer: MetricsServer | null = null;
+  try {
+    await server.listen(settings.listen.map(toListenerSpec));
+    const metricsListen = settings.metrics.listen;
+    if (metricsListen !== null) {
+      metricsServer = await startMetricsServer({
+        host: metricsListen.host,
+        port: metricsListen.port,
+        registry: metrics.registry,
+        isReady: () => snapshot.current()?.fresh === true && server.addresses().length > 0,
+        log,
+      });
+    }
+  } catch (error) {
+    snapshot.stop();
+    await server.close(0);
+    throw error;
+  }
+
+  let closing: Promise<void> | undefined;
+  return {
+    snapshot,
+    addresses: () => server.addresses(),
+    metricsAddress: metricsServer?.address ?? null,
+    reload: () => snapshot.reload(),
+    close() {
+      closing ??= (async () => {
+        snapshot.stop();
+        await server.close(settings.request_timeout);
+        await metricsServer?.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+export const verifydProgram: ProgramDefinition = {
+  name: "verifyd",
+  summary: "answer Postfix socketmap lookups (recipient, alias, login, domain) from the directory snapshot",
+  async run({ config }) {
+    const log = createLogger({ program: "verifyd", level: config.log.level });
+    const verifyd = await startVerifyd(config, log);
+    await new Promise<void>((resolve) => {
+      const remove = installShutdownHandlers({
+        log,
+        onTerminate: () => verifyd.close(),
+        onReload: () => verifyd.reload(),
+        // Resolve instead of exiting: the CLI ends once nothing is left running.
+        exit: (code) => {
+          remove();
+          if (code !== 0) process.exitCode = code;
+          resolve();
+        },
+      });
+    });
+  },
+};
