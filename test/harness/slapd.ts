@@ -6,6 +6,9 @@
 // The system's /etc/ldap/slapd.d and port 389 are never touched. ACLs follow
 // test/fixtures/README (shared/fixtures): cn=mail-reader reads everything but
 // password hashes, anonymous may only bind, people may read their own entry.
+// With `tls: true` the harness makes a throw-away CA and a server certificate
+// it signed (for 127.0.0.1 and localhost), so clients can verify slapd the
+// way production does: ldaps:// on a second port, and StartTLS on ldap://.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,6 +28,7 @@ import {
 const SLAPD = "/usr/sbin/slapd";
 const SLAPADD = "/usr/sbin/slapadd";
 const LDAPSEARCH = "/usr/bin/ldapsearch";
+const OPENSSL = "/usr/bin/openssl";
 const SCHEMA_DIR = "/etc/ldap/schema";
 const FIXTURES = resolve(fileURLToPath(new URL("../../deploy/ldap/", import.meta.url)));
 
@@ -43,12 +47,21 @@ export interface SlapdOptions {
   ldif?: string[];
   /** Load deploy/ldap/sample-directory.ldif first (default true; it holds the suffix and OUs). */
   sample?: boolean;
-  /** TLS is not offered yet; the flag exists so callers state it. */
-  tls?: false;
+  /** Offer TLS: ldaps:// on a second port and StartTLS on ldap://, with a certificate from a fresh CA (default false). */
+  tls?: boolean;
   /** slapd -d level; "stats" logs one line per operation (default), "none" for load tests. */
   logLevel?: string;
   /** Bound on start-up, including loading the data. */
   startTimeoutMs?: number;
+}
+
+export interface SlapdTls {
+  /** ldaps://127.0.0.1:<port> */
+  ldapsUrl: string;
+  /** PEM file of the CA that signed slapd's certificate; trust it to verify slapd. */
+  caPath: string;
+  /** slapd's own certificate (for 127.0.0.1 and localhost). */
+  certPath: string;
 }
 
 export interface Slapd {
@@ -60,6 +73,8 @@ export interface Slapd {
   readerPassword: string;
   adminDn: string;
   adminPassword: string;
+  /** Present when started with `tls: true`. */
+  tls: SlapdTls | null;
   dir: string;
   logPath: string;
   /** PID of the running slapd; changes after restart(). */
@@ -76,13 +91,20 @@ export interface Slapd {
   destroy(): Promise<void>;
 }
 
-function configLdif(dir: string): string {
+function configLdif(dir: string, tls: TlsFiles | null): string {
+  const tlsSettings =
+    tls === null
+      ? ""
+      : `olcTLSCACertificateFile: ${tls.caPath}
+olcTLSCertificateFile: ${tls.certPath}
+olcTLSCertificateKeyFile: ${tls.keyPath}
+`;
   const head = `dn: cn=config
 objectClass: olcGlobal
 cn: config
 olcPidFile: ${dir}/slapd.pid
 olcArgsFile: ${dir}/slapd.args
-
+${tlsSettings}
 dn: cn=module{0},cn=config
 objectClass: olcModuleList
 cn: module{0}
@@ -151,6 +173,84 @@ function concatenateLdif(paths: string[], target: string): void {
   writeFileSync(target, parts.join("\n"));
 }
 
+interface TlsFiles {
+  caPath: string;
+  certPath: string;
+  keyPath: string;
+}
+
+/**
+ * A CA and a server certificate it signed, both EC P-256 and valid for one
+ * day. A real CA chain rather than one self-signed certificate, so a client
+ * that trusts the CA proves it verifies the chain and the host name.
+ */
+async function makeTlsFiles(dir: string): Promise<TlsFiles> {
+  requireBinary(OPENSSL, "openssl");
+  const caPath = join(dir, "ca.pem");
+  const caKeyPath = join(dir, "ca-key.pem");
+  const certPath = join(dir, "server.pem");
+  const keyPath = join(dir, "server-key.pem");
+  const requestPath = join(dir, "server.csr");
+  const extensionsPath = join(dir, "server-ext.cnf");
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  const options = { timeoutMs: 20_000 };
+  await runChecked(
+    OPENSSL,
+    [
+      "req",
+      "-x509",
+      ...ec,
+      "-days",
+      "1",
+      "-subj",
+      "/CN=emailng test CA",
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+      "-addext",
+      "keyUsage=critical,keyCertSign,cRLSign",
+      "-keyout",
+      caKeyPath,
+      "-out",
+      caPath,
+    ],
+    options,
+  );
+  await runChecked(
+    OPENSSL,
+    ["req", ...ec, "-subj", "/CN=localhost", "-keyout", keyPath, "-out", requestPath],
+    options,
+  );
+  writeFileSync(
+    extensionsPath,
+    "basicConstraints=critical,CA:FALSE\n" +
+      "keyUsage=critical,digitalSignature\n" +
+      "extendedKeyUsage=serverAuth\n" +
+      "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+  );
+  await runChecked(
+    OPENSSL,
+    [
+      "x509",
+      "-req",
+      "-in",
+      requestPath,
+      "-CA",
+      caPath,
+      "-CAkey",
+      caKeyPath,
+      "-CAcreateserial",
+      "-days",
+      "1",
+      "-extfile",
+      extensionsPath,
+      "-out",
+      certPath,
+    ],
+    options,
+  );
+  return { caPath, certPath, keyPath };
+}
+
 export async function startSlapd(options: SlapdOptions = {}): Promise<Slapd> {
   requireBinary(SLAPD, "slapd");
   requireBinary(SLAPADD, "slapd");
@@ -163,8 +263,9 @@ export async function startSlapd(options: SlapdOptions = {}): Promise<Slapd> {
     const dataDir = join(dir, "data");
     mkdirSync(configDir);
     mkdirSync(dataDir);
+    const tlsFiles = options.tls === true ? await makeTlsFiles(dir) : null;
     const configPath = join(dir, "config.ldif");
-    writeFileSync(configPath, configLdif(dir));
+    writeFileSync(configPath, configLdif(dir, tlsFiles));
     await runChecked(SLAPADD, ["-n0", "-F", configDir, "-l", configPath], { timeoutMs });
 
     const dataFiles = [...(options.sample === false ? [] : [SAMPLE_DIRECTORY_LDIF]), ...(options.ldif ?? [])];
@@ -180,6 +281,8 @@ export async function startSlapd(options: SlapdOptions = {}): Promise<Slapd> {
     }
 
     const port = await freePort();
+    const tlsPort = tlsFiles === null ? null : await freePort();
+    const ldapsUrl = tlsPort === null ? null : `ldaps://127.0.0.1:${tlsPort}`;
     const socketPath = join(dir, "ldapi");
     const url = `ldap://127.0.0.1:${port}`;
     const ldapiUrl = `ldapi://${encodeURIComponent(socketPath)}`;
@@ -195,7 +298,16 @@ export async function startSlapd(options: SlapdOptions = {}): Promise<Slapd> {
       const current = startDaemon({
         name: "slapd",
         file: SLAPD,
-        args: ["-d", options.logLevel ?? "stats", "-h", `${url}/ ${ldapiUrl}/`, "-F", configDir],
+        args: [
+          "-d",
+          options.logLevel ?? "stats",
+          "-h",
+          [url, ...(ldapsUrl === null ? [] : [ldapsUrl]), ldapiUrl]
+            .map((listener) => `${listener}/`)
+            .join(" "),
+          "-F",
+          configDir,
+        ],
         logPath,
         cleanupDir: dir,
       });
@@ -243,6 +355,10 @@ export async function startSlapd(options: SlapdOptions = {}): Promise<Slapd> {
       readerPassword: READER_PASSWORD,
       adminDn: ADMIN_DN,
       adminPassword: ADMIN_PASSWORD,
+      tls:
+        tlsFiles === null || ldapsUrl === null
+          ? null
+          : { ldapsUrl, caPath: tlsFiles.caPath, certPath: tlsFiles.certPath },
       dir,
       logPath,
       get pid(): number {
