@@ -10,10 +10,11 @@
  *   Postfix socketmap (socketmap_table(5)): netstring requests `NAME SP KEY`,
  *   netstring replies `OK SP data`, `NOTFOUND SP`, `TEMP SP reason` or
  *   `PERM SP reason`, many per connection. Maps (maps.ts, README.md):
- *     C: 34:recipient gpapadop@cs.example.org,    S: 8:OK DUNNO,
- *     C: 20:alias csall@cs.example.org,           S: …:OK jsmith@cs.example.org,ekaragia@…,
- *     C: 30:login gpapadop@cs.example.org,        S: 11:OK gpapadop,
- *     C: 21:domain cs.example.org,                S: 17:OK cs.example.org,
+ *     C: 33:recipient gpapadop@cs.example.org,   S: 8:OK DUNNO,
+ *     C: 31:recipient nobody@cs.example.org,     S: 9:NOTFOUND ,
+ *     C: 28:alias csstaff@cs.example.org,        S: 48:OK jsmith@cs.example.org,ekaragia@cs.example.org,
+ *     C: 29:login gpapadop@cs.example.org,       S: 11:OK gpapadop,
+ *     C: 21:domain cs.example.org,               S: 17:OK cs.example.org,
  *   No snapshot, a stale snapshot or an internal error: `TEMP …` (Postfix
  *   answers 4xx or defers, never "user unknown"). Unknown map name or a
  *   malformed request: `PERM …`. Framing errors close the connection.
