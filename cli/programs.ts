@@ -12,6 +12,8 @@
 import type { Command } from "commander";
 import type { DeepReadonly } from "../core/config/load.js";
 import type { Config } from "../core/config/schema.js";
+import { SYNC_AGENT_PROGRAMS } from "../sync-agent/program.js";
+import { verifydProgram } from "../verifyd/program.js";
 import {
   CONFIG_OPTION_DESCRIPTION,
   CONFIG_OPTION_FLAGS,
@@ -48,7 +50,7 @@ export interface ProgramDefinition {
 }
 
 /** The programs the emailng command offers, in help order. Programs add themselves here. */
-export const PROGRAMS: readonly ProgramDefinition[] = [];
+export const PROGRAMS: readonly ProgramDefinition[] = [verifydProgram, ...SYNC_AGENT_PROGRAMS];
 
 /** Adds `emailng <name> --config FILE` for one program. */
 export function addProgramCommand(cli: Command, program: ProgramDefinition, io: CliIo): Command {

@@ -122,6 +122,7 @@ export const syncSection = section({
     directory: optionalAbsolutePath(),
     map_type: z.enum(["", "hash", "btree", "cdb", "lmdb"]).default(""),
     postmap_command: absolutePath().default("/usr/sbin/postmap"),
+    postfix_config_directory: optionalAbsolutePath(),
     passwd_file: optionalAbsolutePath(),
   }),
   serve: section({
