@@ -153,13 +153,15 @@ async function pullOnce(config: DeepReadonly<Config>, log: Logger) {
   const pull = config.sync.pull;
   if (pull.from === "") throw new Error("sync.pull.from is not set");
   const token = pull.token_file === "" ? "" : await readSecretFile(pull.token_file);
-  return pullSnapshot({
+  const result = await pullSnapshot({
     from: pull.from,
     token,
     timeoutMs: pull.timeout,
     snapshotPath: config.snapshot.path,
     ...(pull.ca_file === "" ? {} : { caFile: pull.ca_file }),
   });
+  log.info({ status: result.status, version: result.meta.version }, "pull finished");
+  return result;
 }
 
 const syncPull: ProgramDefinition = {
@@ -171,7 +173,6 @@ const syncPull: ProgramDefinition = {
     try {
       const result = await withLock(config.sync.lock_file, () => pullOnce(config, log));
       io.out(`${result.status}: snapshot version ${result.meta.version} ${result.meta.contentHash}\n`);
-      log.info({ status: result.status, version: result.meta.version }, "pull finished");
     } catch (error) {
       log.error({ err: error }, "pull failed; keeping the current snapshot");
       return fail(context, "sync pull", error);
