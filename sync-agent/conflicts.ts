@@ -79,10 +79,14 @@ function claimSource(claim: Claim): string {
 /** Finds every conflict in the directory, sorted by kind (in conflictKinds order), then address and message. */
 export function findConflicts(directory: Directory, options: ConflictOptions): Conflict[] {
   const resolver = new Resolver(directory, options);
+  // Logins by their lower-case form, as the resolver keys them; kept here so
+  // the hundreds of thousands of lookups below do not lower-case every key.
+  const logins = new Map<string, DirectoryUser>();
+  for (const user of directory.users) logins.set(user.login.toLowerCase(), user);
   const conflicts: Conflict[] = [
-    ...claimConflicts(resolver, directory.domains.primary),
+    ...claimConflicts(resolver, logins, directory.domains.primary),
     ...shortAliases(directory.users, directory.domains.primary, options.minAliasLength ?? 10),
-    ...missingMembers(resolver, directory.groups),
+    ...missingMembers(resolver, logins, directory.groups),
     ...groupCycles(resolver, directory.groups),
     ...forwardLoops(resolver, directory.users),
     ...largeGroups(resolver, directory.groups, options.maxReplyBytes ?? MAX_SOCKETMAP_REPLY_PAYLOAD),
@@ -96,7 +100,11 @@ export function findConflicts(directory: Directory, options: ConflictOptions): C
   );
 }
 
-function claimConflicts(resolver: Resolver, primaryDomain: string): Conflict[] {
+function claimConflicts(
+  resolver: Resolver,
+  logins: Map<string, DirectoryUser>,
+  primaryDomain: string,
+): Conflict[] {
   const out: Conflict[] = [];
   for (const [address, claims] of resolver.claimedAddresses()) {
     if (claims.length > 1) {
@@ -109,7 +117,8 @@ function claimConflicts(resolver: Resolver, primaryDomain: string): Conflict[] {
     }
     const { local, domain } = splitAddress(address);
     if (domain !== primaryDomain) continue;
-    const owner = resolver.user(local);
+    // Addresses are normalised (lower case), so the local part is a lookup key as it is.
+    const owner = logins.get(local);
     if (owner === undefined || claims.some((claim) => claim.kind === "user" && claim.user === owner))
       continue;
     out.push({
@@ -141,7 +150,11 @@ function shortAliases(users: DirectoryUser[], primaryDomain: string, minimum: nu
   return out;
 }
 
-function missingMembers(resolver: Resolver, groups: DirectoryGroup[]): Conflict[] {
+function missingMembers(
+  resolver: Resolver,
+  logins: Map<string, DirectoryUser>,
+  groups: DirectoryGroup[],
+): Conflict[] {
   const out: Conflict[] = [];
   for (const group of groups) {
     const missing = (message: string, address?: string): void => {
@@ -153,7 +166,7 @@ function missingMembers(resolver: Resolver, groups: DirectoryGroup[]): Conflict[
       });
     };
     for (const login of new Set(group.memberLogins))
-      if (resolver.user(login) === undefined) missing(`member login ${login} is no user`);
+      if (!logins.has(login) && !logins.has(login.toLowerCase())) missing(`member login ${login} is no user`);
     for (const name of new Set(group.memberGroups))
       if (resolver.group(name) === undefined) missing(`member group ${name} does not exist`);
     for (const address of new Set(group.memberAddresses))

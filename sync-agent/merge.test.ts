@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import type { DirectoryGroup, DirectoryUser, DomainSet } from "../core/directory/model.js";
+import {
+  type DirectoryGroup,
+  type DirectoryUser,
+  type DomainSet,
+  defaultResolverOptions,
+} from "../core/directory/model.js";
+import { findConflicts } from "./conflicts.js";
+import { diffDirectories, safetyCheck } from "./diff.js";
 import type { DomainMember } from "./legacy-files.js";
 import type { LegacySource } from "./legacy-source.js";
 import { type MergeInput, mergeSources } from "./merge.js";
@@ -182,6 +189,7 @@ describe("domain members", () => {
     expect(directory.groups.map((g) => g.name)).toEqual(wantGroups);
     expect(problems.map((p) => [p.kind, p.address, ...p.sources])).toEqual(wantProblems);
     expect(directory.domains.virtualDomains).toEqual(["rise.example"]);
+    expect(ldap.users.map((u) => u.alternateAddresses)).toEqual([["ank@rise.example"], []]);
   });
 });
 
@@ -287,5 +295,79 @@ describe("whole-directory rules", () => {
       virtual: directory.domains.virtualDomains,
       problems: problems.map((p) => [p.kind, ...p.sources]),
     }).toEqual(want);
+  });
+});
+
+describe("a department-sized directory (100,000 users, 5,000 groups)", () => {
+  const pad = (index: number) => String(index).padStart(6, "0");
+  const users = Array.from({ length: 100_000 }, (_, index) =>
+    user(`u${pad(index)}`, { alternateAddresses: [`last${pad(index)}.first@cs.example.org`] }),
+  );
+  users[7]!.alternateAddresses.push("shorty@cs.example.org");
+  users[10]!.forwardingAddresses = ["u000011@cs.example.org"];
+  users[11]!.forwardingAddresses = ["last000010.first@cs.example.org"];
+  users[20]!.alternateAddresses.push("same.name@cs.example.org");
+  users[21]!.alternateAddresses.push("same.name@cs.example.org");
+  const groups = Array.from({ length: 4_999 }, (_, index) =>
+    group(`g${pad(index)}`, {
+      memberLogins: Array.from({ length: 20 }, (_, member) => `u${pad(index * 20 + member)}`),
+    }),
+  );
+  groups[0]!.memberGroups = ["g000001"];
+  groups[1]!.memberGroups = ["g000000"];
+  groups[2]!.memberLogins.push("ghost");
+  groups.push(group("everyone", { memberLogins: users.map((u) => u.login) }));
+  const files = legacy(
+    [
+      ...Array.from({ length: 1_000 }, (_, index) =>
+        alias(`alias${pad(index)}@cs.example.org`, index + 1, [
+          `u${pad(index)}@cs.example.org`,
+          "x@outside.example",
+        ]),
+      ),
+      alias("last000030.first@cs.example.org", 1_001, ["someone@outside.example"]),
+    ],
+    Array.from({ length: 1_000 }, (_, index) =>
+      member(`m${pad(index)}@rise.example`, `u${pad(index)}`, index + 1),
+    ),
+    ["rise.example"],
+  );
+
+  it("merges, finds the planted conflicts and diffs against a changed copy", () => {
+    const { directory, problems } = merge({ ldap: { users, groups }, legacy: files });
+    expect(directory.users).toHaveLength(100_000);
+    expect(directory.groups).toHaveLength(5_000 + 1_000);
+    expect(problems.map((p) => [p.kind, p.address])).toEqual([
+      ["entry_dropped", "last000030.first@cs.example.org"],
+    ]);
+    expect(directory.groups.find((g) => g.name === "alias000999@cs.example.org")?.memberLogins).toEqual([
+      "u000999",
+    ]);
+    expect(directory.users[999]?.alternateAddresses).toEqual([
+      "last000999.first@cs.example.org",
+      "m000999@rise.example",
+    ]);
+
+    const conflicts = findConflicts(directory, defaultResolverOptions);
+    expect(conflicts.map((c) => [c.kind, c.address ?? c.message])).toEqual([
+      ["alias_too_short", "shorty@cs.example.org"],
+      ["missing_member", "group g000002: member login ghost is no user"],
+      ["group_cycle", "g000000@cs.example.org"],
+      ["forward_loop", "u000010@cs.example.org"],
+      ["address_claimed_twice", "same.name@cs.example.org"],
+      ["group_too_large", "everyone@cs.example.org"],
+    ]);
+
+    const changed = {
+      ...directory,
+      users: directory.users.slice(0, 95_000),
+      groups: directory.groups.filter((g) => g.name !== "g000004"),
+    };
+    const diff = diffDirectories(directory, changed);
+    expect(diff.users.removed).toHaveLength(5_000);
+    expect(diff.groups.removed).toEqual(["g000004"]);
+    expect(diff.addresses.removed).toHaveLength(5_000 * 2 + 1);
+    expect(safetyCheck(directory, changed, 10)).toEqual({ ok: true });
+    expect(safetyCheck(directory, changed, 2)).toMatchObject({ ok: false, dropped: 10_001 });
   });
 });

@@ -119,12 +119,28 @@ export function mergeSources(input: MergeInput): MergeResult {
     });
   };
 
+  // Users are shared with the input until something changes them (most
+  // never do); then the map gets a copy, so the input is never modified.
   const users = new Map<string, DirectoryUser>();
+  const copied = new Set<DirectoryUser>();
+  const writable = (login: string): DirectoryUser => {
+    const user = users.get(login)!;
+    if (copied.has(user)) return user;
+    const copy = copyUser(user);
+    copied.add(copy);
+    users.set(login, copy);
+    return copy;
+  };
   for (const user of input.ldap?.users ?? []) {
     const login = user.login.toLowerCase();
     const earlier = users.get(login);
-    if (earlier === undefined) users.set(login, copyUser({ ...user, login }));
-    else duplicate(earlier.source, user.source, `login ${login}`);
+    if (earlier !== undefined) duplicate(earlier.source, user.source, `login ${login}`);
+    else if (login === user.login) users.set(login, user);
+    else {
+      const copy = copyUser({ ...user, login });
+      copied.add(copy);
+      users.set(login, copy);
+    }
   }
 
   // Groups of both sources share one name space; legacy names are addresses,
@@ -145,31 +161,23 @@ export function mergeSources(input: MergeInput): MergeResult {
     }
   }
 
-  // Who holds each address, by source. LDAP may hold one address several
-  // times (left for the conflict report); legacy holds it at most once.
-  const ldapHolders = new Map<string, Holder[]>();
+  // Legacy holds each address at most once (the first definition). Only the
+  // addresses legacy holds need deciding, so only those are looked up on the
+  // LDAP side; LDAP may hold one several times (left for the conflict report).
   const legacyHolder = new Map<string, Holder>();
-  const hold = (address: string, holder: Holder, origin: SourceName): void => {
-    if (origin === "ldap") {
-      const list = ldapHolders.get(address);
-      if (list === undefined) ldapHolders.set(address, [holder]);
-      else list.push(holder);
-      return;
-    }
+  const holdLegacy = (address: string, holder: Holder): void => {
     const earlier = legacyHolder.get(address);
     if (earlier === undefined) legacyHolder.set(address, holder);
     else duplicate(holderSource(earlier), holderSource(holder), address);
   };
-  for (const user of users.values()) {
-    for (const address of new Set([user.primaryAddress, ...user.alternateAddresses]))
-      hold(address, { kind: "user", user }, "ldap");
-  }
   for (const { group, origin } of groups.values()) {
-    for (const address of new Set(group.addresses)) hold(address, { kind: "group", group, origin }, origin);
+    if (origin !== "legacy") continue;
+    for (const address of new Set(group.addresses)) holdLegacy(address, { kind: "group", group, origin });
   }
   for (const member of input.legacy?.domainMembers ?? []) {
     const source = `${member.file}:${member.line}`;
-    if (!users.has(member.login)) {
+    const owner = users.get(member.login);
+    if (owner === undefined) {
       problems.push({
         kind: "unknown_login",
         address: member.address,
@@ -180,9 +188,25 @@ export function mergeSources(input: MergeInput): MergeResult {
       continue;
     }
     // Already the user's own address (LDAP carries it too): nothing to decide.
-    if (ldapHolders.get(member.address)?.some((h) => h.kind === "user" && h.user.login === member.login))
+    if (owner.primaryAddress === member.address || owner.alternateAddresses.includes(member.address))
       continue;
-    hold(member.address, { kind: "member", login: member.login, source }, "legacy");
+    holdLegacy(member.address, { kind: "member", login: member.login, source });
+  }
+  const ldapHolders = new Map<string, Holder[]>();
+  const holdLdap = (address: string, holder: Holder): void => {
+    if (!legacyHolder.has(address)) return;
+    const list = ldapHolders.get(address);
+    if (list === undefined) ldapHolders.set(address, [holder]);
+    else list.push(holder);
+  };
+  for (const user of users.values()) {
+    holdLdap(user.primaryAddress, { kind: "user", user });
+    for (const address of new Set(user.alternateAddresses))
+      if (address !== user.primaryAddress) holdLdap(address, { kind: "user", user });
+  }
+  for (const { group, origin } of groups.values()) {
+    if (origin !== "ldap") continue;
+    for (const address of new Set(group.addresses)) holdLdap(address, { kind: "group", group, origin });
   }
 
   const lost = new Map<DirectoryUser | DirectoryGroup, Set<string>>();
@@ -210,32 +234,34 @@ export function mergeSources(input: MergeInput): MergeResult {
   }
 
   const dropped = new Set<DirectoryUser | DirectoryGroup>();
-  const promotedFrom = new Map<DirectoryUser, string>();
+  const promotedTo = new Map<DirectoryUser, { from: string; to: string }>();
   for (const [entry, addresses] of lost) {
     if ("login" in entry) {
-      entry.alternateAddresses = entry.alternateAddresses.filter((address) => !addresses.has(address));
-      if (addresses.has(entry.primaryAddress)) {
-        // The mailbox stays (Dovecot finds it by login); mail for the lost
-        // address now goes where the winner says.
-        const promoted = entry.alternateAddresses.shift();
-        if (promoted === undefined) dropped.add(entry);
-        else {
-          promotedFrom.set(entry, entry.primaryAddress);
-          entry.primaryAddress = promoted;
-        }
+      const user = writable(entry.login);
+      user.alternateAddresses = user.alternateAddresses.filter((address) => !addresses.has(address));
+      if (!addresses.has(user.primaryAddress)) continue;
+      // The mailbox stays (Dovecot finds it by login); mail for the lost
+      // address now goes where the winner says.
+      const promoted = user.alternateAddresses.shift();
+      if (promoted === undefined) {
+        dropped.add(entry);
+        users.delete(entry.login);
+      } else {
+        promotedTo.set(entry, { from: user.primaryAddress, to: promoted });
+        user.primaryAddress = promoted;
       }
     } else {
       entry.addresses = entry.addresses.filter((address) => !addresses.has(address));
-      if (entry.addresses.length === 0) dropped.add(entry);
+      if (entry.addresses.length === 0) {
+        dropped.add(entry);
+        groups.delete(entry.name);
+      }
     }
   }
   for (const { address, winner, loser } of decisions) {
     const entry = loser.kind === "user" ? loser.user : loser.kind === "group" ? loser.group : null;
     const gone = entry !== null && dropped.has(entry);
-    const promoted =
-      loser.kind === "user" && promotedFrom.get(loser.user) === address
-        ? `; its primary address is now ${loser.user.primaryAddress}`
-        : "";
+    const promotion = loser.kind === "user" ? promotedTo.get(loser.user) : undefined;
     problems.push({
       kind: gone ? "entry_dropped" : "address_overridden",
       address,
@@ -243,16 +269,14 @@ export function mergeSources(input: MergeInput): MergeResult {
       sources: [holderSource(winner), holderSource(loser)],
       message:
         `${address} is kept by ${holderName(winner)} and taken from ${holderName(loser)}` +
-        (gone ? ", which has no address left and is left out" : promoted),
+        (gone ? ", which has no address left and is left out" : "") +
+        (promotion?.from === address ? `; its primary address is now ${promotion.to}` : ""),
     });
   }
 
-  for (const user of users.values()) if (dropped.has(user)) users.delete(user.login);
-  for (const [name, { group }] of groups) if (dropped.has(group)) groups.delete(name);
   for (const [address, holder] of legacyHolder) {
     if (holder.kind !== "member") continue;
-    const user = users.get(holder.login);
-    if (user === undefined) {
+    if (!users.has(holder.login)) {
       problems.push({
         kind: "unknown_login",
         address,
@@ -262,8 +286,7 @@ export function mergeSources(input: MergeInput): MergeResult {
       });
       continue;
     }
-    if (user.primaryAddress !== address && !user.alternateAddresses.includes(address))
-      user.alternateAddresses.push(address);
+    writable(holder.login).alternateAddresses.push(address);
   }
 
   const domains = mergeDomains(input.domains, input.legacy?.virtualDomains ?? []);
@@ -296,49 +319,67 @@ function mergeDomains(configured: DomainSet, legacyVirtual: string[]): DomainSet
  * address two entries claim stays an address (it is ambiguous).
  */
 function resolveMembers(users: DirectoryUser[], groups: DirectoryGroup[], domains: DomainSet): void {
-  const owners = new Map<string, Array<{ login: string } | { group: string }>>();
-  const alternates = new Map<string, string[]>();
-  const own = (address: string, owner: { login: string } | { group: string }): void => {
-    const list = owners.get(address);
-    if (list === undefined) owners.set(address, [owner]);
-    else list.push(owner);
+  // One owner per address; null marks an address two entries claim.
+  type Owner = { login: string } | { group: string } | null;
+  const owners = new Map<string, Owner>();
+  const alternates = new Map<string, string | null>();
+  const own = (address: string, owner: Owner): void => {
+    const earlier = owners.get(address);
+    if (earlier === undefined) owners.set(address, owner);
+    else if (
+      earlier !== null &&
+      !("login" in earlier && owner !== null && "login" in owner && earlier.login === owner.login)
+    )
+      owners.set(address, null);
   };
   const logins = new Set<string>();
   for (const user of users) {
     logins.add(user.login);
-    for (const address of new Set([user.primaryAddress, ...user.alternateAddresses]))
-      own(address, { login: user.login });
-    for (const address of new Set(user.alternateAddresses))
-      alternates.set(address, [...(alternates.get(address) ?? []), user.login]);
+    const owner = { login: user.login };
+    own(user.primaryAddress, owner);
+    for (const address of user.alternateAddresses) {
+      own(address, owner);
+      const earlier = alternates.get(address);
+      alternates.set(address, earlier === undefined || earlier === user.login ? user.login : null);
+    }
   }
-  for (const group of groups)
-    for (const address of new Set(group.addresses)) own(address, { group: group.name });
+  for (const group of groups) {
+    const owner = { group: group.name };
+    for (const address of new Set(group.addresses)) own(address, owner);
+  }
   const aliasDomains = new Set(domains.aliasDomains);
 
   for (const group of groups) {
-    const memberLogins = new Set(group.memberLogins.map((login) => login.toLowerCase()));
-    const memberGroups = new Set(group.memberGroups.map((name) => name.toLowerCase()));
-    const memberAddresses = new Set<string>();
-    const ownAddresses = new Set(group.addresses);
+    const memberLogins = group.memberLogins.map((login) => login.toLowerCase());
+    const memberGroups = group.memberGroups.map((name) => name.toLowerCase());
+    const memberAddresses: string[] = [];
     for (const address of group.memberAddresses) {
       const { local, domain } = splitAddress(address);
       const loginHere = domain === domains.primary && logins.has(local) ? local : null;
-      if (ownAddresses.has(address)) {
-        if (loginHere !== null) memberLogins.add(loginHere);
-        else memberAddresses.add(address);
+      if (group.addresses.includes(address)) {
+        if (loginHere !== null) memberLogins.push(loginHere);
+        else memberAddresses.push(address);
         continue;
       }
-      const claims = aliasDomains.has(domain)
-        ? (alternates.get(`${local}@${domains.primary}`) ?? []).map((login) => ({ login }))
-        : (owners.get(address) ?? []);
-      const only = claims.length === 1 ? claims[0]! : null;
-      if (only !== null && "login" in only) memberLogins.add(only.login);
-      else if (only !== null) memberGroups.add(only.group);
-      else if (claims.length === 0 && loginHere !== null) memberLogins.add(loginHere);
-      else memberAddresses.add(address);
+      let owner: Owner | undefined;
+      if (aliasDomains.has(domain)) {
+        const login = alternates.get(`${local}@${domains.primary}`);
+        owner = login === undefined ? undefined : login === null ? null : { login };
+      } else owner = owners.get(address);
+      if (owner === undefined && loginHere !== null) memberLogins.push(loginHere);
+      else if (owner === undefined || owner === null) memberAddresses.push(address);
+      else if ("login" in owner) memberLogins.push(owner.login);
+      else memberGroups.push(owner.group);
     }
-    group.memberLogins = [...memberLogins].sort(compare);
-    group.memberGroups = [...memberGroups].sort(compare);
-    group.memberAddresses = [...memberAddresses].sort(compare);
+    group.memberLogins = sortedUnique(memberLogins);
+    group.memberGroups = sortedUnique(memberGroups);
+    group.memberAddresses = sortedUnique(memberAddresses);
   }
+}
+
+/** The list without repeats, in code-unit order; cheap when it already is (LDAP often returns it so). */
+function sortedUnique(list: string[]): string[] {
+  let ordered = true;
+  for (let index = 1; index < list.length && ordered; index++) ordered = list[index - 1]! < list[index]!;
+  return ordered ? list : [...new Set(list)].sort(compare);
 }
