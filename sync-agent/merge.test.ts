@@ -274,6 +274,22 @@ describe("whole-directory rules", () => {
       want: { users: [], groups: [], virtual: ["b.example", "c.example", "d.example"], problems: [] },
     },
     {
+      name: "one legacy address twice (an alias and a domain list): the alias is kept",
+      input: {
+        ldap: { users: [user("ank")], groups: [] },
+        legacy: legacy(
+          [alias("team@rise.example", 3, ["x@outside.example"])],
+          [member("team@rise.example", "ank", 9)],
+        ),
+      },
+      want: {
+        users: ["ank"],
+        groups: ["team@rise.example"],
+        virtual: [],
+        problems: [["duplicate_entry", "aliases:3", "rise-users:9"]],
+      },
+    },
+    {
       name: "a group name in both sources: precedence decides",
       input: {
         ldap: { users: [], groups: [group("x@cs.example.org", { addresses: ["x-ldap@cs.example.org"] })] },

@@ -9,6 +9,9 @@
  * so the resolver expands them; the rest stay outside addresses. The result
  * is sorted (users by login, groups by name, members alphabetically) so the
  * same sources always give the same snapshot, whatever order LDAP returned.
+ * The inputs are never modified: groups are copied, and users are copied only
+ * when the merge changes them (the others are shared with the input, which
+ * keeps a 100,000-user merge cheap).
  */
 import { normaliseDomain, splitAddress } from "../core/directory/address.js";
 import type { Directory, DirectoryGroup, DirectoryUser, DomainSet } from "../core/directory/model.js";
@@ -110,9 +113,10 @@ function copyGroup(group: DirectoryGroup): DirectoryGroup {
 /** Merges LDAP entries and legacy files into one directory, applying the configured precedence. */
 export function mergeSources(input: MergeInput): MergeResult {
   const problems: MergeProblem[] = [];
-  const duplicate = (kept: string, ignored: string, what: string): void => {
+  const duplicate = (kept: string, ignored: string, what: string, address?: string): void => {
     problems.push({
       kind: "duplicate_entry",
+      ...(address === undefined ? {} : { address }),
       source: ignored,
       sources: [kept, ignored],
       message: `${what} is defined by both ${kept} and ${ignored}; the first is kept`,
@@ -168,7 +172,7 @@ export function mergeSources(input: MergeInput): MergeResult {
   const holdLegacy = (address: string, holder: Holder): void => {
     const earlier = legacyHolder.get(address);
     if (earlier === undefined) legacyHolder.set(address, holder);
-    else duplicate(holderSource(earlier), holderSource(holder), address);
+    else duplicate(holderSource(earlier), holderSource(holder), address, address);
   };
   for (const { group, origin } of groups.values()) {
     if (origin !== "legacy") continue;
