@@ -3,20 +3,28 @@
  * embedded default, from the sample directory in deploy/ldap with no LDAP
  * server, and shows it answering. Today that is the directory core: the
  * sample is converted with the default attribute mapping, written as a
- * versioned SQLite snapshot, loaded back and asked about a few addresses.
- * The daemons (verifyd, policyd, quotad) join here as their issues land.
+ * versioned SQLite snapshot, loaded back and asked about a few addresses;
+ * then verifyd is started on a UNIX socket and asked the same addresses over
+ * the Postfix socketmap protocol. policyd and quotad join as they land.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
+import type { DeepReadonly } from "../core/config/load.js";
+import { parseConfigText } from "../core/config/load.js";
+import type { Config } from "../core/config/schema.js";
 import { describeResolution } from "../core/directory/describe.js";
 import type { DomainSet } from "../core/directory/model.js";
 import { Resolver } from "../core/directory/resolver.js";
 import { readSnapshot, writeSnapshot } from "../core/directory/snapshot-store.js";
 import { directoryFromLdif } from "../core/ldap/ldif.js";
 import { defaultMapping } from "../core/ldap/mapping.js";
+import { createLogger } from "../core/log/logger.js";
+import { openSocketmapClient } from "../core/net/socketmap-client.js";
+import type { SocketmapReply } from "../core/protocols/socketmap.js";
+import { startVerifyd } from "../verifyd/program.js";
 import type { CliIo } from "./io.js";
 
 /** The sample directory's suffix and domains (deploy/ldap/README.md). */
@@ -52,7 +60,31 @@ function sampleLdifPath(): string {
   throw new Error("deploy/ldap/sample-directory.ldif not found beside the emailng package");
 }
 
-export function runDemo(io: CliIo): void {
+function demoConfig(workDir: string, snapshotPath: string): DeepReadonly<Config> {
+  const result = parseConfigText(
+    [
+      "[log]",
+      'level = "fatal"',
+      "[snapshot]",
+      `path = "${snapshotPath}"`,
+      "[directory]",
+      `primary_domain = "${SAMPLE_DOMAINS.primary}"`,
+      `alias_domains = ${JSON.stringify(SAMPLE_DOMAINS.aliasDomains)}`,
+      `virtual_domains = ${JSON.stringify(SAMPLE_DOMAINS.virtualDomains)}`,
+      "[[verifyd.listen]]",
+      `unix = "${join(workDir, "verifyd.sock")}"`,
+      "",
+    ].join("\n"),
+  );
+  if (!result.ok) throw new Error(`demo configuration: ${JSON.stringify(result.errors)}`);
+  return result.config;
+}
+
+function showReply(reply: SocketmapReply): string {
+  return reply.status === "OK" ? `OK ${reply.data}` : reply.status;
+}
+
+export async function runDemo(io: CliIo): Promise<void> {
   const ldifPath = sampleLdifPath();
   const { directory, problems } = directoryFromLdif(
     readFileSync(ldifPath, "utf8"),
@@ -82,9 +114,33 @@ export function runDemo(io: CliIo): void {
     for (const address of DEMO_ADDRESSES) {
       io.out(`  ${address.padEnd(width)}  →  ${describeResolution(resolver.resolve(address))}\n`);
     }
+
+    const config = demoConfig(workDir, snapshotPath);
+    const socketPath = join(workDir, "verifyd.sock");
+    const verifyd = await startVerifyd(config, createLogger({ program: "verifyd", level: "fatal" }), {
+      processMetrics: false,
+    });
+    try {
+      const client = await openSocketmapClient({ path: socketPath });
+      try {
+        io.out(`\nverifyd answering Postfix socketmap lookups on ${socketPath}:\n`);
+        for (const address of DEMO_ADDRESSES) {
+          const recipient = await client.lookup("recipient", address);
+          const alias = await client.lookup("alias", address);
+          io.out(
+            `  ${address.padEnd(width)}  recipient: ${showReply(recipient).padEnd(9)} alias: ${showReply(alias)}\n`,
+          );
+        }
+      } finally {
+        client.close();
+      }
+    } finally {
+      await verifyd.close();
+    }
     io.out(
-      "\nNot there yet: verifyd (socketmap + dict), policyd and quotad will be started here, with the\n" +
-        "main.cf lines to use them, as they land.\n",
+      "\nmain.cf on a relay: relay_recipient_maps = socketmap:unix:/run/emailng/verifyd.sock:recipient\n" +
+        "                    virtual_alias_maps   = socketmap:unix:/run/emailng/verifyd.sock:alias\n" +
+        "Not there yet: policyd and quotad join this demo as their issues land.\n",
     );
   } finally {
     rmSync(workDir, { recursive: true, force: true });

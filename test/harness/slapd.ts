@@ -9,7 +9,7 @@
 // With `tls: true` the harness makes a throw-away CA and a server certificate
 // it signed (for 127.0.0.1 and localhost), so clients can verify slapd the
 // way production does: ldaps:// on a second port, and StartTLS on ldap://.
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
@@ -30,7 +30,11 @@ const SLAPADD = "/usr/sbin/slapadd";
 const LDAPSEARCH = "/usr/bin/ldapsearch";
 const OPENSSL = "/usr/bin/openssl";
 const SCHEMA_DIR = "/etc/ldap/schema";
-const FIXTURES = resolve(fileURLToPath(new URL("../../deploy/ldap/", import.meta.url)));
+// From the source tree (test/harness) or compiled for the benchmarks (dist-bench/test/harness).
+const FIXTURES = [
+  resolve(fileURLToPath(new URL("../../deploy/ldap/", import.meta.url))),
+  resolve(fileURLToPath(new URL("../../../deploy/ldap/", import.meta.url))),
+].find((dir) => existsSync(join(dir, "mail-schema.ldif"))) as string;
 
 export const SAMPLE_DIRECTORY_LDIF = join(FIXTURES, "sample-directory.ldif");
 export const MAIL_SCHEMA_LDIF = join(FIXTURES, "mail-schema.ldif");
