@@ -72,7 +72,11 @@ const syncRun: ProgramDefinition = {
         : formatSyncOutcome(outcome),
     );
     log.info(
-      { status: outcome.status, conflicts: outcome.conflicts.length, problems: outcome.problems.length },
+      {
+        status: outcome.status,
+        conflicts: outcome.conflicts?.length ?? null,
+        problems: outcome.problems.length,
+      },
       "sync finished",
     );
     if (outcome.status === "refused") {

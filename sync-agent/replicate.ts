@@ -48,6 +48,7 @@ import {
   readSnapshot,
   readSnapshotMeta,
   type SnapshotMeta,
+  touchSnapshot,
   writeSnapshot,
 } from "../core/directory/snapshot-store.js";
 import { type Logger, sanitizePeerString } from "../core/log/logger.js";
@@ -88,6 +89,8 @@ export interface PullResult {
 
 const DEFAULT_MAX_BYTES = 2 * 1024 ** 3;
 export const VERSION_HEADER = "x-emailng-version";
+/** When the internal snapshot was last confirmed by its sources; relays take it as their own freshness. */
+export const CREATED_AT_HEADER = "x-emailng-created-at";
 
 export function sha256(data: string | Buffer): Buffer {
   return createHash("sha256").update(data).digest();
@@ -150,12 +153,17 @@ export async function startSnapshotServer(options: SnapshotServerOptions): Promi
   const cacheDir = mkdtempSync(join(tmpdir(), "emailng-relay-snapshot-"));
   const log = options.log;
   let relay: RelayFile | null = null;
+  /** createdAt of the internal snapshot as last read: when the sources last confirmed it. */
+  let confirmedAt = "";
 
   /** The relay file for the current internal snapshot, rebuilt when its meta changed; null when there is none. */
   const currentRelay = (): RelayFile | null => {
     const meta = readSnapshotMeta(options.snapshotPath);
     if (meta === null) return null;
-    const keyOf = (m: SnapshotMeta): string => `${m.version}|${m.contentHash}|${m.createdAt}`;
+    // createdAt is not part of the key: a sync that only confirms the content
+    // (touchSnapshot) must not rebuild the relay file; CREATED_AT_HEADER carries it.
+    const keyOf = (m: SnapshotMeta): string => `${m.version}|${m.contentHash}`;
+    confirmedAt = meta.createdAt;
     if (relay?.sourceKey === keyOf(meta)) return relay;
     // The key comes from the full read: the file may have been replaced since the meta query.
     const snapshot = readSnapshot(options.snapshotPath);
@@ -201,7 +209,12 @@ export async function startSnapshotServer(options: SnapshotServerOptions): Promi
     }
     if (current === null) return text(503, "no snapshot yet\n", { "retry-after": 60 });
     const etag = `"${current.meta.contentHash}"`;
-    const headers = { etag, [VERSION_HEADER]: current.meta.version, "cache-control": "no-cache" };
+    const headers = {
+      etag,
+      [VERSION_HEADER]: current.meta.version,
+      [CREATED_AT_HEADER]: confirmedAt,
+      "cache-control": "no-cache",
+    };
     if (etagListed(request.headers["if-none-match"], etag))
       return { status: 304, headers, version: current.meta.version };
     return {
@@ -287,6 +300,18 @@ function describeError(error: unknown): string {
     return error.errors.map(describeError).join("; ");
   const failure = error as NodeJS.ErrnoException;
   return failure.message || failure.code || String(error);
+}
+
+/**
+ * Takes over the internal host's confirmation time when it is later than the
+ * local one, so a relay whose content did not change stays fresh exactly as
+ * long as the internal host keeps confirming its snapshot.
+ */
+function confirm(path: string, meta: SnapshotMeta, header: string | string[] | undefined): SnapshotMeta {
+  const confirmed = typeof header === "string" ? Date.parse(header) : Number.NaN;
+  if (!Number.isFinite(confirmed) || confirmed <= Date.parse(meta.createdAt)) return meta;
+  // Never from the future: a wrong clock on the internal host must not make stale data look fresh.
+  return touchSnapshot(path, { createdAt: new Date(Math.min(confirmed, Date.now())) });
 }
 
 function localMeta(path: string): SnapshotMeta | null {
@@ -386,7 +411,10 @@ export async function pullSnapshot(options: PullOptions): Promise<PullResult> {
       response.resume();
       if (current === null)
         throw new Error("the server answered 304 Not Modified, but there is no local snapshot");
-      return { status: "unchanged", meta: current };
+      return {
+        status: "unchanged",
+        meta: confirm(options.snapshotPath, current, response.headers[CREATED_AT_HEADER]),
+      };
     }
     if (status !== 200) {
       response.resume();
@@ -418,7 +446,10 @@ export async function pullSnapshot(options: PullOptions): Promise<PullResult> {
     } finally {
       closeSync(directoryFd);
     }
-    return { status: "updated", meta };
+    return {
+      status: "updated",
+      meta: confirm(options.snapshotPath, meta, response.headers[CREATED_AT_HEADER]),
+    };
   } catch (error) {
     rmSync(temporary, { force: true });
     throw new Error(`pull from ${url.href} failed: ${describeError(error)}`, { cause: error });

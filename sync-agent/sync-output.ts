@@ -24,9 +24,9 @@ function headline(outcome: SyncOutcome): string {
 }
 
 export function formatSyncOutcome(outcome: SyncOutcome): string {
-  const { directory } = outcome;
+  const { counts } = outcome;
   const lines = [headline(outcome)];
-  lines.push(`  directory: ${directory.users.length} users, ${directory.groups.length} groups`);
+  lines.push(`  directory: ${counts.users} users, ${counts.groups} groups`);
   for (const source of outcome.sources) {
     lines.push(
       `  source ${source.name}: ${source.users} users, ${source.groups} groups, ${source.skipped} skipped`,
@@ -48,7 +48,7 @@ export function formatSyncOutcome(outcome: SyncOutcome): string {
         .map((line) => `  ${line}`),
     );
   }
-  if (outcome.conflicts.length > 0) {
+  if (outcome.conflicts !== null && outcome.conflicts.length > 0) {
     lines.push(`  conflicts: ${outcome.conflicts.length} (list them with: emailng sync conflicts)`);
   }
   if (outcome.problems.length > 0) {
@@ -76,11 +76,11 @@ export function syncOutcomeJson(outcome: SyncOutcome): Record<string, unknown> {
         }
       : {}),
     ...(outcome.status === "dry-run" || outcome.status === "refused" ? { refusal: outcome.refusal } : {}),
-    users: outcome.directory.users.length,
-    groups: outcome.directory.groups.length,
+    users: outcome.counts.users,
+    groups: outcome.counts.groups,
     sources: outcome.sources,
     problems: outcome.problems,
-    conflicts: conflictsJson(outcome.conflicts),
+    conflicts: outcome.conflicts === null ? null : conflictsJson(outcome.conflicts),
     diff: outcome.diff,
   };
 }

@@ -13,7 +13,8 @@
  * same format) so an incremental sync can apply changes without a full
  * search; the cache carries the watermark the next incremental starts from.
  */
-import { existsSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
 import type { DeepReadonly } from "../core/config/load.js";
 import type { Config } from "../core/config/schema.js";
 import type {
@@ -27,15 +28,22 @@ import { Resolver } from "../core/directory/resolver.js";
 import {
   contentHash,
   readSnapshot,
+  readSnapshotMeta,
   type Snapshot,
   type SnapshotMeta,
   type SourceSummary,
+  touchSnapshot,
   writeSnapshot,
 } from "../core/directory/snapshot-store.js";
 import { connectLdap, ldapConnectOptionsFromConfig } from "../core/ldap/client.js";
 import { applyChanges } from "../core/ldap/incremental.js";
-import { mappingFromConfig } from "../core/ldap/mapping.js";
-import { fetchChanges, fetchDirectory } from "../core/ldap/source.js";
+import { type LdapMapping, mappingFromConfig } from "../core/ldap/mapping.js";
+import {
+  fetchChanges,
+  fetchDirectory,
+  greatestTimestamp,
+  parseGeneralizedTime,
+} from "../core/ldap/source.js";
 import type { Logger } from "../core/log/logger.js";
 import { type Conflict, findConflicts } from "./conflicts.js";
 import { type DirectoryDiff, diffDirectories, safetyCheck } from "./diff.js";
@@ -44,6 +52,13 @@ import { type LegacySource, readLegacySources } from "./legacy-source.js";
 import { mergeSources } from "./merge.js";
 
 export type SyncMode = "full" | "incremental";
+
+/**
+ * How long after a watermark second the LDAP cache must have been written for
+ * the entries stamped in that second to count as already seen. Covers a
+ * second of clock difference between slapd and this host.
+ */
+const SETTLE_MS = 2_000;
 
 export interface SyncOptions {
   config: DeepReadonly<Config>;
@@ -67,10 +82,11 @@ interface SyncReport {
   ldap: "full" | "incremental" | "none";
   sources: SourceSummary[];
   problems: SyncProblem[];
-  conflicts: Conflict[];
+  /** Null when nothing changed and the conflicts were not recomputed (incremental fast path). */
+  conflicts: Conflict[] | null;
   diff: DirectoryDiff;
-  /** The directory that was (or would have been) published. */
-  directory: Directory;
+  /** Size of the directory that was (or would have been) published. */
+  counts: { users: number; groups: number };
 }
 
 export type SyncOutcome =
@@ -138,47 +154,61 @@ interface LdapPart {
   problems: SyncProblem[];
 }
 
+/**
+ * Reads LDAP: everything, or (incremental, with a usable cache) the entries
+ * changed since the cache's watermark applied to the cached LDAP part.
+ * Returns "no-change" only when `shortcut` allows it and LDAP reports no
+ * changed entry: the published snapshot is then already up to date.
+ */
 async function readLdap(
   config: DeepReadonly<Config>,
+  mapping: LdapMapping,
   domains: DomainSet,
   mode: SyncMode,
+  shortcut: (cacheWatermark: string) => boolean,
   log: Logger,
-): Promise<LdapPart> {
-  const mapping = mappingFromConfig(config.ldap);
+): Promise<LdapPart | "no-change"> {
   const attribute = config.sync.modify_timestamp;
-  const cached = mode === "incremental" ? readIfUsable(ldapCachePath(config), "the LDAP cache", log) : null;
+  const cacheMeta = mode === "incremental" ? safeMeta(ldapCachePath(config), log) : null;
   const connection = await connectLdap(await ldapConnectOptionsFromConfig(config));
   try {
-    if (cached !== null && cached.meta.watermark !== undefined) {
-      const changes = await fetchChanges(connection, mapping, domains, attribute, cached.meta.watermark);
-      const applied = applyChanges(
-        cached.directory,
-        changes.userEntries,
-        changes.groupEntries,
-        mapping,
-        domains,
-      );
-      log.debug(
-        {
-          users: changes.userEntries.length,
-          groups: changes.groupEntries.length,
-          since: cached.meta.watermark,
-        },
-        "LDAP entries changed since the last sync",
-      );
-      return {
-        users: applied.users,
-        groups: applied.groups,
-        watermark: laterWatermark(cached.meta.watermark, changes.watermark),
-        kind: "incremental",
-        summary: {
-          name: "ldap",
-          users: applied.users.length,
-          groups: applied.groups.length,
-          skipped: applied.problems.filter((problem) => problem.skipped).length,
-        },
-        problems: applied.problems.map((problem) => ({ source: problem.dn, message: problem.message })),
-      };
+    const since = cacheMeta?.watermark;
+    if (since !== undefined) {
+      const changes = await fetchChanges(connection, mapping, domains, attribute, since);
+      const changed = changes.userEntries.length + changes.groupEntries.length;
+      log.debug({ changed, since }, "LDAP entries changed since the last sync");
+      // The change filter is inclusive (timestamps have whole seconds), so the
+      // entries stamped in the watermark's own second come back every time.
+      // They are no change when nothing is newer and the cache was written
+      // well after that second ended (it already holds them).
+      const latest = greatestTimestamp([...changes.userEntries, ...changes.groupEntries], attribute);
+      const sinceMs = parseGeneralizedTime(since) ?? Number.NaN;
+      const nothingNewer = changed === 0 || (latest !== null && parseGeneralizedTime(latest) === sinceMs);
+      const settled = cacheMeta !== null && Date.parse(cacheMeta.createdAt) - sinceMs >= SETTLE_MS;
+      if (nothingNewer && (changed === 0 || settled) && shortcut(since)) return "no-change";
+      const cached = readIfUsable(ldapCachePath(config), "the LDAP cache", log);
+      if (cached !== null) {
+        const applied = applyChanges(
+          cached.directory,
+          changes.userEntries,
+          changes.groupEntries,
+          mapping,
+          domains,
+        );
+        return {
+          users: applied.users,
+          groups: applied.groups,
+          watermark: laterWatermark(since, changes.watermark),
+          kind: "incremental",
+          summary: {
+            name: "ldap",
+            users: applied.users.length,
+            groups: applied.groups.length,
+            skipped: applied.problems.filter((problem) => problem.skipped).length,
+          },
+          problems: applied.problems.map((problem) => ({ source: problem.dn, message: problem.message })),
+        };
+      }
     }
     const fetched = await fetchDirectory(connection, mapping, domains, attribute);
     return {
@@ -199,7 +229,43 @@ async function readLdap(
   }
 }
 
-function readLegacy(config: DeepReadonly<Config>, domains: DomainSet): LegacySource | null {
+function safeMeta(path: string, log: Logger): SnapshotMeta | null {
+  try {
+    return readSnapshotMeta(path);
+  } catch (error) {
+    log.warn({ path, err: error }, "snapshot metadata is unreadable");
+    return null;
+  }
+}
+
+/** Reads files while hashing what was read, so the sync knows whether its inputs changed. */
+function fingerprintingReader(hash: ReturnType<typeof createHash>): (path: string) => string {
+  return (path) => {
+    const text = readFileSync(path, "utf8");
+    hash.update(`${path}\0${text.length}\0${text}\0`);
+    return text;
+  };
+}
+
+const emptyChange = () => ({ added: [], removed: [] });
+
+function noDiff(): DirectoryDiff {
+  return {
+    firstSnapshot: false,
+    users: emptyChange(),
+    groups: emptyChange(),
+    addresses: emptyChange(),
+    quotaChanges: [],
+    statusChanges: [],
+    membershipChanges: [],
+  };
+}
+
+function readLegacy(
+  config: DeepReadonly<Config>,
+  domains: DomainSet,
+  hash: ReturnType<typeof createHash>,
+): LegacySource | null {
   const legacy = config.sync.legacy;
   if (legacy.alias_files.length + legacy.virtual_maps.length + legacy.domain_lists.length === 0) return null;
   return readLegacySources({
@@ -207,6 +273,7 @@ function readLegacy(config: DeepReadonly<Config>, domains: DomainSet): LegacySou
     virtualMaps: [...legacy.virtual_maps],
     domainLists: legacy.domain_lists.map((list) => ({ domain: list.domain, path: list.path })),
     primaryDomain: domains.primary,
+    readFile: fingerprintingReader(hash),
   });
 }
 
@@ -215,14 +282,44 @@ export async function runSync(options: SyncOptions): Promise<SyncOutcome> {
   const { config, log } = options;
   const domains = domainsFromConfig(config);
   const resolverOptions = resolverOptionsFromConfig(config);
+  const mapping = mappingFromConfig(config.ldap);
 
-  const ldap = config.ldap.urls.length > 0 ? await readLdap(config, domains, options.mode, log) : null;
-  const legacy = readLegacy(config, domains);
+  const inputsHash = createHash("sha256").update(
+    JSON.stringify({ domains, mapping, precedence: config.sync.precedence }),
+  );
+  const legacy = readLegacy(config, domains, inputsHash);
+  const inputs = `sha256:${inputsHash.digest("hex")}`;
+  const publishedMeta = safeMeta(config.snapshot.path, log);
+  // The published snapshot already reflects the cache at this watermark and these inputs.
+  const upToDate = (cacheWatermark: string) =>
+    publishedMeta !== null && publishedMeta.inputs === inputs && publishedMeta.watermark === cacheWatermark;
+
+  const ldap =
+    config.ldap.urls.length > 0
+      ? await readLdap(config, mapping, domains, options.mode, upToDate, log)
+      : null;
   if (ldap === null && legacy === null) {
     throw new SyncConfigError("no source configured: set ldap.urls and/or files in [sync.legacy]");
   }
+  if (ldap === "no-change" && publishedMeta !== null) {
+    const report: SyncReport = {
+      mode: options.mode,
+      ldap: "incremental",
+      sources: publishedMeta.sources,
+      problems: [],
+      conflicts: null,
+      diff: noDiff(),
+      counts: countsOf(publishedMeta),
+    };
+    if (options.dryRun) return { status: "dry-run", refusal: null, ...report };
+    // Nothing changed since the published snapshot: confirm it (freshness) and stop.
+    const meta = touchSnapshot(config.snapshot.path, { createdAt: options.now ?? new Date() });
+    return { status: "unchanged", meta, ...report };
+  }
+  const ldapPart = ldap === "no-change" ? null : ldap;
+
   const merged = mergeSources({
-    ldap: ldap === null ? null : { users: ldap.users, groups: ldap.groups },
+    ldap: ldapPart === null ? null : { users: ldapPart.users, groups: ldapPart.groups },
     legacy,
     precedence: [...config.sync.precedence],
     domains,
@@ -231,9 +328,9 @@ export async function runSync(options: SyncOptions): Promise<SyncOutcome> {
 
   const sources: SourceSummary[] = [];
   const problems: SyncProblem[] = [];
-  if (ldap !== null) {
-    sources.push(ldap.summary);
-    problems.push(...ldap.problems);
+  if (ldapPart !== null) {
+    sources.push(ldapPart.summary);
+    problems.push(...ldapPart.problems);
   }
   if (legacy !== null) {
     sources.push({ name: "legacy", users: 0, groups: legacy.groups.length, skipped: legacy.problems.length });
@@ -243,16 +340,53 @@ export async function runSync(options: SyncOptions): Promise<SyncOutcome> {
   }
   for (const problem of merged.problems) problems.push({ source: problem.source, message: problem.message });
 
-  const previous = readIfUsable(config.snapshot.path, "the published snapshot", log);
-  const report: SyncReport = {
+  const watermark = ldapPart?.watermark ?? undefined;
+  const now = options.now ?? new Date();
+  const hash = contentHash(directory);
+  const base = {
     mode: options.mode,
-    ldap: ldap === null ? "none" : ldap.kind,
+    ldap: ldapPart === null ? ("none" as const) : ldapPart.kind,
     sources,
     problems,
     conflicts: findConflicts(directory, resolverOptions),
-    diff: diffDirectories(previous?.directory ?? null, directory),
-    directory,
+    counts: { users: directory.users.length, groups: directory.groups.length },
   };
+  const writeCache = (version: number) => {
+    if (ldapPart === null) return;
+    const cachePath = ldapCachePath(config);
+    const cache = { users: ldapPart.users, groups: ldapPart.groups, domains };
+    const cached = safeMeta(cachePath, log);
+    if (cached !== null && cached.contentHash === contentHash(cache)) {
+      touchSnapshot(cachePath, { createdAt: now, inputs, ...(watermark === undefined ? {} : { watermark }) });
+      return;
+    }
+    writeSnapshot(cachePath, cache, {
+      version,
+      view: "internal",
+      sources: [ldapPart.summary],
+      now,
+      inputs,
+      ...(watermark === undefined ? {} : { watermark }),
+    });
+  };
+
+  // Same content as published: no need to load the previous snapshot or diff it.
+  if (publishedMeta !== null && hash === publishedMeta.contentHash) {
+    const report: SyncReport = { ...base, diff: noDiff() };
+    if (options.dryRun) return { status: "dry-run", refusal: null, ...report };
+    // Confirmed by the sources: refresh createdAt (freshness) and record the watermark and inputs.
+    const meta = touchSnapshot(config.snapshot.path, {
+      createdAt: now,
+      inputs,
+      ...(watermark === undefined ? {} : { watermark }),
+    });
+    writeCache(meta.version);
+    return { status: "unchanged", meta, ...report };
+  }
+
+  const previous =
+    publishedMeta === null ? null : readIfUsable(config.snapshot.path, "the published snapshot", log);
+  const report: SyncReport = { ...base, diff: diffDirectories(previous?.directory ?? null, directory) };
   const safety = safetyCheck(previous?.directory ?? null, directory, config.sync.max_drop_percent);
   const refusal = safety.ok ? null : safety.message;
 
@@ -260,38 +394,24 @@ export async function runSync(options: SyncOptions): Promise<SyncOutcome> {
   if (refusal !== null && !options.force) return { status: "refused", refusal, ...report };
   if (refusal !== null) log.warn({ refusal }, "safety rail overridden with --force");
 
-  const watermark = ldap?.watermark ?? undefined;
-  const now = options.now ?? new Date();
-  const writeCache = () => {
-    if (ldap === null) return;
-    writeSnapshot(
-      ldapCachePath(config),
-      { users: ldap.users, groups: ldap.groups, domains },
-      {
-        version: (previous?.meta.version ?? 0) + 1,
-        view: "internal",
-        sources: [ldap.summary],
-        now,
-        ...(watermark === undefined ? {} : { watermark }),
-      },
-    );
-  };
-
-  if (previous !== null && contentHash(directory) === previous.meta.contentHash) {
-    writeCache();
-    return { status: "unchanged", meta: previous.meta, ...report };
-  }
-
   const meta = writeSnapshot(config.snapshot.path, directory, {
-    version: (previous?.meta.version ?? 0) + 1,
+    version: (previous?.meta.version ?? publishedMeta?.version ?? 0) + 1,
     view: "internal",
     sources,
     now,
+    inputs,
     ...(watermark === undefined ? {} : { watermark }),
   });
-  writeCache();
+  writeCache(meta.version);
   await exportAfterPublish(config, directory, meta.version, resolverOptions, log);
   return { status: "published", meta, ...report };
+}
+
+function countsOf(meta: SnapshotMeta): { users: number; groups: number } {
+  return {
+    users: meta.sources.reduce((sum, source) => sum + source.users, 0),
+    groups: meta.sources.reduce((sum, source) => sum + source.groups, 0),
+  };
 }
 
 async function exportAfterPublish(

@@ -7,7 +7,7 @@ import pino from "pino";
 import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
 import { LiveSnapshot, type LiveSnapshotOptions } from "./live-snapshot.js";
 import type { Directory, DirectoryUser } from "./model.js";
-import { writeSnapshot } from "./snapshot-store.js";
+import { touchSnapshot, writeSnapshot } from "./snapshot-store.js";
 
 const root = mkdtempSync(join(tmpdir(), "emailng-live-snapshot-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -180,5 +180,20 @@ describe("LiveSnapshot", () => {
     await snapshot.reload();
     expect(swaps).toEqual([1]);
     expect(snapshot.current()?.resolver).toBe(first?.resolver);
+  });
+
+  it("takes a confirmation (touchSnapshot) as fresh again without reloading the content", async () => {
+    write(path, 3, ["gpapadop"], T0);
+    const swaps: number[] = [];
+    const snapshot = open({ onSwap: (meta) => swaps.push(meta.version) });
+    const resolver = snapshot.current()?.resolver;
+    clock = T0 + 2 * HOUR;
+    expect(snapshot.current()?.fresh).toBe(false);
+    touchSnapshot(path, { createdAt: new Date(T0 + 2 * HOUR - 1_000) });
+    await snapshot.reload();
+    expect(snapshot.current()?.fresh).toBe(true);
+    expect(snapshot.current()?.meta.createdAt).toBe(new Date(T0 + 2 * HOUR - 1_000).toISOString());
+    expect(snapshot.current()?.resolver).toBe(resolver);
+    expect(swaps).toEqual([3]);
   });
 });

@@ -121,6 +121,15 @@ export class LiveSnapshot {
 
     const next = identity(meta);
     if (this.loaded !== null && identity(this.loaded.meta) === next) return { kind: "unchanged" };
+    if (
+      this.loaded !== null &&
+      this.loaded.meta.version === meta.version &&
+      this.loaded.meta.contentHash === meta.contentHash
+    ) {
+      // Same content, confirmed again by sync-agent (touchSnapshot): only freshness moves.
+      this.loaded = { ...this.loaded, meta, createdAtMs: Date.parse(meta.createdAt) };
+      return { kind: "unchanged" };
+    }
     if (!force && this.failedIdentity === next) return { kind: "unchanged" };
 
     try {

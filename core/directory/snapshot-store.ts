@@ -36,6 +36,12 @@ export interface SnapshotMeta {
    * LDAP modifyTimestamp seen), from which the next incremental sync starts.
    */
   watermark?: string;
+  /**
+   * Fingerprint of everything else the snapshot was built from (legacy file
+   * contents, domains, mapping, precedence): with an unchanged watermark it
+   * lets an incremental sync finish without rebuilding anything.
+   */
+  inputs?: string;
 }
 
 export interface Snapshot {
@@ -131,6 +137,7 @@ export interface WriteOptions {
   view: SnapshotMeta["view"];
   sources: SourceSummary[];
   watermark?: string;
+  inputs?: string;
   now?: Date;
 }
 
@@ -145,6 +152,7 @@ export function writeSnapshot(path: string, directory: Directory, options: Write
     view: options.view,
     sources: options.sources,
     ...(options.watermark === undefined ? {} : { watermark: options.watermark }),
+    ...(options.inputs === undefined ? {} : { inputs: options.inputs }),
   };
   const temporary = `${path}.tmp-${process.pid}`;
   rmSync(temporary, { force: true });
@@ -320,4 +328,38 @@ function groupFromRecord(row: GroupRecord): DirectoryGroup {
     posting: row.posting === null ? null : (JSON.parse(row.posting) as DirectoryGroup["posting"]),
     status: row.status === "inactive" ? "inactive" : "active",
   };
+}
+
+/**
+ * Records that the sources were read again and gave the same content: the
+ * meta row alone is rewritten (createdAt, and the sync's watermark and
+ * inputs), in one SQLite transaction, so readers see the old or the new row
+ * and never a mix; the directory tables and the content hash are untouched.
+ * `createdAt` therefore means "last confirmed by the sources", which is what
+ * freshness (snapshot.max_age) is measured from.
+ */
+export function touchSnapshot(
+  path: string,
+  update: { createdAt: Date; watermark?: string; inputs?: string },
+): SnapshotMeta {
+  const db = new Database(path, { fileMustExist: true });
+  try {
+    return db.transaction(() => {
+      const row = db.prepare("SELECT value FROM meta WHERE key = 'meta'").get() as
+        | { value: string }
+        | undefined;
+      if (row === undefined) throw new Error(`${path}: not an emailng snapshot`);
+      const meta = JSON.parse(row.value) as SnapshotMeta;
+      const next: SnapshotMeta = {
+        ...meta,
+        createdAt: update.createdAt.toISOString(),
+        ...(update.watermark === undefined ? {} : { watermark: update.watermark }),
+        ...(update.inputs === undefined ? {} : { inputs: update.inputs }),
+      };
+      db.prepare("UPDATE meta SET value = ? WHERE key = 'meta'").run(JSON.stringify(next));
+      return next;
+    })();
+  } finally {
+    db.close();
+  }
 }

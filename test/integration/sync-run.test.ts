@@ -13,7 +13,7 @@ import { Resolver } from "../../core/directory/resolver.js";
 import { readSnapshot, readSnapshotMeta } from "../../core/directory/snapshot-store.js";
 import { createLogger } from "../../core/log/logger.js";
 import { startSnapshotServer } from "../../sync-agent/replicate.js";
-import { makeTempDir, removeTempDir, runChecked } from "../harness/process.js";
+import { makeTempDir, removeTempDir, runChecked, sleep } from "../harness/process.js";
 import { type Slapd, startSlapd } from "../harness/slapd.js";
 
 let slapd: Slapd;
@@ -129,12 +129,46 @@ describe("emailng sync run", () => {
     );
   });
 
-  it("publishes nothing when nothing changed", async () => {
+  it("publishes nothing when nothing changed, but records that the sources confirmed it (freshness)", async () => {
     const before = readSnapshotMeta(snapshotPath);
-    const run = await emailng(["sync", "run", "--config", writeConfig("main.toml")]);
+    const config = writeConfig("main.toml");
+    // LDAP timestamps have whole seconds: the last change must be > 2 s old
+    // when this run records it, for the incremental fast path below.
+    await sleep(2_100);
+    const run = await emailng(["sync", "run", "--config", config]);
     expect(run.code).toBe(0);
     expect(run.out).toContain("no change; snapshot version 1 stays");
-    expect(readSnapshotMeta(snapshotPath)).toEqual(before);
+    const after = readSnapshotMeta(snapshotPath);
+    expect(after).toMatchObject({
+      version: 1,
+      contentHash: before?.contentHash,
+      watermark: before?.watermark,
+    });
+    expect(Date.parse(after?.createdAt ?? "")).toBeGreaterThan(Date.parse(before?.createdAt ?? ""));
+    expect(readSnapshot(snapshotPath).meta).toEqual(after); // the content hash still verifies
+
+    // Incremental with no LDAP change and the same legacy files: the fast path, no rebuild.
+    const incremental = await emailng(["sync", "run", "--incremental", "--json", "--config", config]);
+    expect(incremental.code).toBe(0);
+    expect(JSON.parse(incremental.out)).toMatchObject({
+      status: "unchanged",
+      ldap: "incremental",
+      conflicts: null,
+    });
+    expect(Date.parse(readSnapshotMeta(snapshotPath)?.createdAt ?? "")).toBeGreaterThan(
+      Date.parse(after?.createdAt ?? ""),
+    );
+
+    // A changed legacy file is an input change: the incremental run rebuilds and publishes.
+    writeFileSync(
+      join(work, "aliases"),
+      `${readFileSync(join(work, "aliases"), "utf8")}postmaster: gpapadop\n`,
+    );
+    const changed = await emailng(["sync", "run", "--incremental", "--json", "--config", config]);
+    expect(JSON.parse(changed.out)).toMatchObject({ status: "published", version: 2 });
+    expect(new Resolver(readSnapshot(snapshotPath).directory).resolve("postmaster@cs.example.org").kind).toBe(
+      "group",
+    );
   });
 
   it("--dry-run shows an LDAP change and publishes nothing; --incremental then publishes it", async () => {
@@ -160,12 +194,12 @@ describe("emailng sync run", () => {
     expect(dry.out).toContain("dry run, nothing published");
     expect(dry.out).toContain("jsmith");
     expect(dry.out).toContain("eleni.karagianni.new@cs.example.org");
-    expect(readSnapshotMeta(snapshotPath)?.version).toBe(1);
+    expect(readSnapshotMeta(snapshotPath)?.version).toBe(2);
 
     const incremental = await emailng(["sync", "run", "--incremental", "--json", "--config", config]);
     expect(incremental.code).toBe(0);
     const report = JSON.parse(incremental.out) as { status: string; ldap: string; version: number };
-    expect(report).toMatchObject({ status: "published", ldap: "incremental", version: 2 });
+    expect(report).toMatchObject({ status: "published", ldap: "incremental", version: 3 });
     const resolver = new Resolver(readSnapshot(snapshotPath).directory);
     expect(resolver.resolve("jsmith@cs.example.org").kind).toBe("inactive");
     expect(resolver.resolve("eleni.karagianni.new@cs.example.org").kind).toBe("mailbox");
@@ -261,7 +295,18 @@ describe("emailng sync run", () => {
       expect(relay.meta.view).toBe("relay");
       expect(relay.directory.users.some((user) => user.passwordHash !== undefined)).toBe(false);
       expect(new Resolver(relay.directory).resolve("webmaster@cs.example.org").kind).toBe("group");
+      // The internal host confirms its snapshot again: the relay's copy takes over the new time on a 304.
+      const relayBefore = readSnapshotMeta(relaySnapshot);
+      expect((await emailng(["sync", "run", "--config", writeConfig("main.toml")])).out).toContain(
+        "no change",
+      );
       expect((await emailng(["sync", "pull", "--config", relayConfig])).out).toMatch(/^unchanged:/);
+      const relayAfter = readSnapshotMeta(relaySnapshot);
+      expect(relayAfter?.contentHash).toBe(relayBefore?.contentHash);
+      expect(relayAfter?.createdAt).toBe(readSnapshotMeta(snapshotPath)?.createdAt);
+      expect(Date.parse(relayAfter?.createdAt ?? "")).toBeGreaterThan(
+        Date.parse(relayBefore?.createdAt ?? ""),
+      );
     } finally {
       await server.close();
     }
