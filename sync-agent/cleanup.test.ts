@@ -3,8 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
-import type { Directory, DirectoryGroup, DirectoryUser } from "../core/directory/model.js";
+import type { Directory, DirectoryUser } from "../core/directory/model.js";
 import { Resolver } from "../core/directory/resolver.js";
+import { testGroup, testUser } from "../test/harness/directory-builders.js";
 import {
   type CleanupPlan,
   type CleanupReport,
@@ -15,32 +16,9 @@ import {
   unsafeDoveadmArgument,
 } from "./cleanup.js";
 
+/** Users here live on the mail host "hermes" unless they say otherwise. */
 function user(login: string, extra: Partial<DirectoryUser> = {}): DirectoryUser {
-  return {
-    login,
-    source: `uid=${login}`,
-    primaryAddress: `${login}@cs.example.org`,
-    alternateAddresses: [],
-    forwardingAddresses: [],
-    quotaBytes: null,
-    status: "active",
-    mailHost: "hermes",
-    ...extra,
-  };
-}
-
-function group(name: string, extra: Partial<DirectoryGroup> = {}): DirectoryGroup {
-  return {
-    name,
-    source: `cn=${name}`,
-    addresses: [`${name}@cs.example.org`],
-    memberLogins: [],
-    memberGroups: [],
-    memberAddresses: [],
-    posting: null,
-    status: "active",
-    ...extra,
-  };
+  return testUser(login, { mailHost: "hermes", ...extra });
 }
 
 const DAY = 86_400_000;
@@ -58,9 +36,9 @@ const directory: Directory = {
     user("nohost", { mailHost: undefined }),
   ],
   groups: [
-    group("faculty", { memberLogins: ["lecturer"], memberGroups: ["professors"] }),
-    group("professors", { memberLogins: ["prof"] }),
-    group("visiting", { memberLogins: ["lecturer"] }),
+    testGroup("faculty", { memberLogins: ["lecturer"], memberGroups: ["professors"] }),
+    testGroup("professors", { memberLogins: ["prof"] }),
+    testGroup("visiting", { memberLogins: ["lecturer"] }),
   ],
 };
 const resolver = new Resolver(directory);

@@ -1,43 +1,12 @@
 import { describe, expect, it } from "vitest";
-import {
-  type Directory,
-  type DirectoryGroup,
-  type DirectoryUser,
-  defaultResolverOptions,
-} from "../core/directory/model.js";
+import { type Directory, defaultResolverOptions } from "../core/directory/model.js";
+import { testGroup, testUser } from "../test/harness/directory-builders.js";
 import { type Conflict, conflictsJson, findConflicts, findCycles, formatConflictsText } from "./conflicts.js";
-
-function user(login: string, extra: Partial<DirectoryUser> = {}): DirectoryUser {
-  return {
-    login,
-    source: `uid=${login}`,
-    primaryAddress: `${login}@cs.example.org`,
-    alternateAddresses: [],
-    forwardingAddresses: [],
-    quotaBytes: null,
-    status: "active",
-    ...extra,
-  };
-}
-
-function group(name: string, extra: Partial<DirectoryGroup> = {}): DirectoryGroup {
-  return {
-    name,
-    source: `cn=${name}`,
-    addresses: [`${name}@cs.example.org`],
-    memberLogins: [],
-    memberGroups: [],
-    memberAddresses: [],
-    posting: null,
-    status: "active",
-    ...extra,
-  };
-}
 
 const directory: Directory = {
   domains: { primary: "cs.example.org", aliasDomains: ["example.org"], virtualDomains: ["rise.example"] },
   users: [
-    user("gpapadop", {
+    testUser("gpapadop", {
       alternateAddresses: [
         "papadopoulos.georgios@cs.example.org",
         "georgiosp@cs.example.org",
@@ -45,34 +14,34 @@ const directory: Directory = {
         "gp@rise.example",
       ],
     }),
-    user("oddone", { primaryAddress: "odd.one@cs.example.org" }),
-    user("jsmith", { alternateAddresses: ["oddone@cs.example.org", "smith.john@cs.example.org"] }),
-    user("homonym1", { alternateAddresses: ["papadopoulou.maria@cs.example.org"] }),
-    user("homonym2", { alternateAddresses: ["papadopoulou.maria@cs.example.org"] }),
+    testUser("oddone", { primaryAddress: "odd.one@cs.example.org" }),
+    testUser("jsmith", { alternateAddresses: ["oddone@cs.example.org", "smith.john@cs.example.org"] }),
+    testUser("homonym1", { alternateAddresses: ["papadopoulou.maria@cs.example.org"] }),
+    testUser("homonym2", { alternateAddresses: ["papadopoulou.maria@cs.example.org"] }),
     // fwa → fwb → fwa (through an alternate address with an extension)
-    user("fwa", {
+    testUser("fwa", {
       alternateAddresses: ["forward.alpha@cs.example.org"],
       forwardingAddresses: ["fwb@cs.example.org"],
     }),
-    user("fwb", { forwardingAddresses: ["forward.alpha+list@cs.example.org"] }),
+    testUser("fwb", { forwardingAddresses: ["forward.alpha+list@cs.example.org"] }),
     // fwc → group loopers → fwc
-    user("fwc", { forwardingAddresses: ["loopers@cs.example.org"] }),
+    testUser("fwc", { forwardingAddresses: ["loopers@cs.example.org"] }),
     // keeps a copy: not a loop
-    user("keeper", { forwardingAddresses: ["keeper@cs.example.org", "me@gmail.example"] }),
+    testUser("keeper", { forwardingAddresses: ["keeper@cs.example.org", "me@gmail.example"] }),
     // an inactive user forwards nothing, so fwe → fwd ends there
-    user("fwd", { status: "inactive", forwardingAddresses: ["fwe@cs.example.org"] }),
-    user("fwe", { forwardingAddresses: ["fwd@cs.example.org"] }),
+    testUser("fwd", { status: "inactive", forwardingAddresses: ["fwe@cs.example.org"] }),
+    testUser("fwe", { forwardingAddresses: ["fwd@cs.example.org"] }),
   ],
   groups: [
-    group("csstaff", { memberLogins: ["jsmith", "ghost"], memberGroups: ["nogroup"] }),
-    group("legacy", {
+    testGroup("csstaff", { memberLogins: ["jsmith", "ghost"], memberGroups: ["nogroup"] }),
+    testGroup("legacy", {
       memberAddresses: ["nobody@cs.example.org", "friend@outside.example", "fwa@cs.example.org"],
     }),
-    group("ring-a", { memberGroups: ["ring-b"] }),
-    group("ring-b", { memberGroups: ["ring-c", "ring-a"] }),
-    group("ring-c", { memberGroups: ["ring-a"] }),
-    group("selfish", { memberGroups: ["selfish"], memberLogins: ["jsmith"] }),
-    group("loopers", { memberLogins: ["fwc", "jsmith"] }),
+    testGroup("ring-a", { memberGroups: ["ring-b"] }),
+    testGroup("ring-b", { memberGroups: ["ring-c", "ring-a"] }),
+    testGroup("ring-c", { memberGroups: ["ring-a"] }),
+    testGroup("selfish", { memberGroups: ["selfish"], memberLogins: ["jsmith"] }),
+    testGroup("loopers", { memberLogins: ["fwc", "jsmith"] }),
   ],
 };
 
@@ -228,35 +197,35 @@ describe("findConflicts", () => {
     {
       name: "through a group's member address in an alias domain",
       users: [
-        user("u1", {
+        testUser("u1", {
           alternateAddresses: ["one.user@cs.example.org"],
           forwardingAddresses: ["grp@cs.example.org"],
         }),
       ],
-      groups: [group("grp", { memberAddresses: ["one.user@example.org"] })],
+      groups: [testGroup("grp", { memberAddresses: ["one.user@example.org"] })],
       want: ["forwarding loop: group grp → u1 → group grp"],
     },
     {
       name: "groups pointing at each other by address are no forwarding loop",
-      users: [user("u2", { forwardingAddresses: ["g1@cs.example.org"] })],
+      users: [testUser("u2", { forwardingAddresses: ["g1@cs.example.org"] })],
       groups: [
-        group("g1", { memberAddresses: ["g2@cs.example.org"] }),
-        group("g2", { memberAddresses: ["g1@cs.example.org"] }),
+        testGroup("g1", { memberAddresses: ["g2@cs.example.org"] }),
+        testGroup("g2", { memberAddresses: ["g1@cs.example.org"] }),
       ],
       want: [],
     },
     {
       name: "a forward to an outside address ends the chain",
-      users: [user("u3", { forwardingAddresses: ["u3@gmail.example"] })],
+      users: [testUser("u3", { forwardingAddresses: ["u3@gmail.example"] })],
       groups: [],
       want: [],
     },
     {
       name: "three users in a ring, reported once",
       users: [
-        user("r1", { forwardingAddresses: ["r2@cs.example.org"] }),
-        user("r2", { forwardingAddresses: ["r3@cs.example.org"] }),
-        user("r3", { forwardingAddresses: ["r1@cs.example.org"] }),
+        testUser("r1", { forwardingAddresses: ["r2@cs.example.org"] }),
+        testUser("r2", { forwardingAddresses: ["r3@cs.example.org"] }),
+        testUser("r3", { forwardingAddresses: ["r1@cs.example.org"] }),
       ],
       groups: [],
       want: ["forwarding loop: r1 → r2 → r3 → r1"],
@@ -278,8 +247,8 @@ describe("findConflicts", () => {
   it("finds nothing in a clean directory", () => {
     const clean: Directory = {
       domains: directory.domains,
-      users: [user("jsmith", { alternateAddresses: ["smith.john@cs.example.org"] })],
-      groups: [group("staff", { memberLogins: ["jsmith"] })],
+      users: [testUser("jsmith", { alternateAddresses: ["smith.john@cs.example.org"] })],
+      groups: [testGroup("staff", { memberLogins: ["jsmith"] })],
     };
     expect(findConflicts(clean, defaultResolverOptions)).toEqual([]);
   });

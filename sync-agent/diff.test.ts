@@ -1,68 +1,45 @@
 import { describe, expect, it } from "vitest";
-import type { Directory, DirectoryGroup, DirectoryUser } from "../core/directory/model.js";
+import type { Directory } from "../core/directory/model.js";
+import { testGroup, testUser } from "../test/harness/directory-builders.js";
 import { type DirectoryDiff, diffDirectories, formatDiffText, formatQuota, safetyCheck } from "./diff.js";
 
 const domains = { primary: "cs.example.org", aliasDomains: [], virtualDomains: [] };
 
-function user(login: string, extra: Partial<DirectoryUser> = {}): DirectoryUser {
-  return {
-    login,
-    source: `uid=${login}`,
-    primaryAddress: `${login}@cs.example.org`,
-    alternateAddresses: [],
-    forwardingAddresses: [],
-    quotaBytes: null,
-    status: "active",
-    ...extra,
-  };
-}
-
-function group(name: string, extra: Partial<DirectoryGroup> = {}): DirectoryGroup {
-  return {
-    name,
-    source: `cn=${name}`,
-    addresses: [`${name}@cs.example.org`],
-    memberLogins: [],
-    memberGroups: [],
-    memberAddresses: [],
-    posting: null,
-    status: "active",
-    ...extra,
-  };
-}
-
 const previous: Directory = {
   domains,
   users: [
-    user("jsmith", { alternateAddresses: ["smith.john@cs.example.org"], quotaBytes: 1024 ** 3 }),
-    user("ekaragia", { quotaBytes: null }),
-    user("leaver"),
+    testUser("jsmith", { alternateAddresses: ["smith.john@cs.example.org"], quotaBytes: 1024 ** 3 }),
+    testUser("ekaragia", { quotaBytes: null }),
+    testUser("leaver"),
   ],
   groups: [
-    group("csstaff", {
+    testGroup("csstaff", {
       memberLogins: ["jsmith", "leaver"],
       memberGroups: ["old"],
       memberAddresses: ["a@x.example"],
     }),
-    group("old"),
+    testGroup("old"),
   ],
 };
 
 const next: Directory = {
   domains,
   users: [
-    user("ekaragia", { quotaBytes: 2 * 1024 ** 3, alternateAddresses: ["karagianni.eleni@cs.example.org"] }),
-    user("jsmith", { quotaBytes: 1024 ** 3, status: "inactive" }),
-    user("newcomer"),
+    testUser("ekaragia", {
+      quotaBytes: 2 * 1024 ** 3,
+      alternateAddresses: ["karagianni.eleni@cs.example.org"],
+    }),
+    testUser("jsmith", { quotaBytes: 1024 ** 3, status: "inactive" }),
+    testUser("newcomer"),
   ],
   groups: [
-    group("csstaff", {
+    testGroup("csstaff", {
       memberLogins: ["ekaragia", "jsmith"],
       memberGroups: ["fresh"],
       memberAddresses: ["a@x.example", "b@x.example"],
       status: "inactive",
     }),
-    group("fresh"),
+    testGroup("fresh"),
   ],
 };
 
@@ -205,7 +182,7 @@ describe("formatQuota", () => {
 describe("safetyCheck", () => {
   const withUsers = (count: number): Directory => ({
     domains,
-    users: Array.from({ length: count }, (_, index) => user(`user${index}`)),
+    users: Array.from({ length: count }, (_, index) => testUser(`user${index}`)),
     groups: [],
   });
   const hundred = withUsers(100);

@@ -11,41 +11,15 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { Directory, DirectoryGroup, DirectoryUser } from "../core/directory/model.js";
+import type { Directory } from "../core/directory/model.js";
 import { Resolver } from "../core/directory/resolver.js";
+import { testGroup, testUser } from "../test/harness/directory-builders.js";
 import { buildPostfixMaps, exportPasswdFile, exportPostfixMaps, passwdLine } from "./export.js";
-
-function user(login: string, fields: Partial<DirectoryUser> = {}): DirectoryUser {
-  return {
-    login,
-    source: `test:${login}`,
-    primaryAddress: `${login}@cs.example.org`,
-    alternateAddresses: [],
-    forwardingAddresses: [],
-    quotaBytes: null,
-    status: "active",
-    ...fields,
-  };
-}
-
-function group(name: string, fields: Partial<DirectoryGroup> = {}): DirectoryGroup {
-  return {
-    name,
-    source: `test:${name}`,
-    addresses: [`${name}@cs.example.org`],
-    memberLogins: [],
-    memberGroups: [],
-    memberAddresses: [],
-    posting: null,
-    status: "active",
-    ...fields,
-  };
-}
 
 const directory: Directory = {
   domains: { primary: "cs.example.org", aliasDomains: ["example.org"], virtualDomains: ["rise.example"] },
   users: [
-    user("alice", {
+    testUser("alice", {
       alternateAddresses: ["smith.alice@cs.example.org", "alice@rise.example"],
       home: "/home/alice",
       uidNumber: 5001,
@@ -53,23 +27,23 @@ const directory: Directory = {
       passwordHash: "{SSHA}abc",
       quotaBytes: 1048576,
     }),
-    user("bob", {
+    testUser("bob", {
       forwardingAddresses: ["bob@gmail.example"],
       alternateAddresses: ["jones.bob@cs.example.org"],
     }),
-    user("carol", { forwardingAddresses: ["carol@cs.example.org", "carol@work.example"] }),
-    user("dave", { status: "inactive", alternateAddresses: ["dave.old@cs.example.org"] }),
-    user("erin", { alternateAddresses: ["shared@cs.example.org"] }),
-    user("frank", { alternateAddresses: ["shared@cs.example.org"] }),
+    testUser("carol", { forwardingAddresses: ["carol@cs.example.org", "carol@work.example"] }),
+    testUser("dave", { status: "inactive", alternateAddresses: ["dave.old@cs.example.org"] }),
+    testUser("erin", { alternateAddresses: ["shared@cs.example.org"] }),
+    testUser("frank", { alternateAddresses: ["shared@cs.example.org"] }),
   ],
   groups: [
-    group("staff", {
+    testGroup("staff", {
       addresses: ["staff@cs.example.org", "team@rise.example"],
       memberLogins: ["alice", "dave", "bob"],
       memberAddresses: ["outside@partner.example", "helpdesk"],
     }),
-    group("ghosts", { memberLogins: ["dave"] }),
-    group("all", { memberGroups: ["staff"], memberLogins: ["carol"] }),
+    testGroup("ghosts", { memberLogins: ["dave"] }),
+    testGroup("all", { memberGroups: ["staff"], memberLogins: ["carol"] }),
   ],
 };
 
@@ -180,7 +154,7 @@ describe("passwdLine", () => {
   it.each([
     {
       name: "full entry",
-      input: user("alice", {
+      input: testUser("alice", {
         passwordHash: "{SSHA}abc",
         uidNumber: 5001,
         gidNumber: 2000,
@@ -195,55 +169,59 @@ describe("passwdLine", () => {
     },
     {
       name: "no hash: empty password field and nologin",
-      input: user("bob"),
+      input: testUser("bob"),
       options: {},
       want: { line: "bob:::::::nologin" },
     },
     {
       name: "alternate storage on the default location",
-      input: user("carol", { passwordHash: "x", alternateStorage: "/alt/carol" }),
+      input: testUser("carol", { passwordHash: "x", alternateStorage: "/alt/carol" }),
       options: { defaultMailLocation: "mdbox:~/mdbox" },
       want: { line: "carol:x::::::userdb_mail=mdbox:~/mdbox:ALT=/alt/carol" },
     },
     {
       name: "alternate storage on the user's own location",
-      input: user("carol", { passwordHash: "x", mailLocation: "sdbox:~/sdbox", alternateStorage: "/alt/c" }),
+      input: testUser("carol", {
+        passwordHash: "x",
+        mailLocation: "sdbox:~/sdbox",
+        alternateStorage: "/alt/c",
+      }),
       options: { defaultMailLocation: "mdbox:~/mdbox" },
       want: { line: "carol:x::::::userdb_mail=sdbox:~/sdbox:ALT=/alt/c" },
     },
     {
       name: "by primary address",
-      input: user("dan", { passwordHash: "x" }),
+      input: testUser("dan", { passwordHash: "x" }),
       options: { username: "primaryAddress" as const },
       want: { line: "dan@cs.example.org:x::::::" },
     },
     {
       name: "colon in the home",
-      input: user("eve", { home: "/home/e:ve" }),
+      input: testUser("eve", { home: "/home/e:ve" }),
       options: {},
       want: { problem: "home \"/home/e:ve\" contains ':' or a control character" },
     },
     {
       name: "newline in the hash",
-      input: user("eve", { passwordHash: "{SSHA}a\nroot::0:0::/::" }),
+      input: testUser("eve", { passwordHash: "{SSHA}a\nroot::0:0::/::" }),
       options: {},
       want: { problem: "password hash contains ':', white space or a control character" },
     },
     {
       name: "space in the mail location",
-      input: user("eve", { mailLocation: "maildir:/m x" }),
+      input: testUser("eve", { mailLocation: "maildir:/m x" }),
       options: {},
       want: { problem: 'mail location "maildir:/m x" contains white space or controls' },
     },
     {
       name: "alternate storage without any location",
-      input: user("eve", { alternateStorage: "/alt" }),
+      input: testUser("eve", { alternateStorage: "/alt" }),
       options: {},
       want: { problem: "has alternate storage but no mail location, and no default mail location is set" },
     },
     {
       name: "comment-like login",
-      input: user("#eve"),
+      input: testUser("#eve"),
       options: {},
       want: { problem: 'user name "#eve" cannot be written to a passwd-file' },
     },
@@ -313,7 +291,7 @@ describe("writing files", () => {
   });
 
   it("reports and skips users it cannot write", () => {
-    const bad: Directory = { ...directory, users: [user("ok"), user("broken", { home: "/a:b" })] };
+    const bad: Directory = { ...directory, users: [testUser("ok"), testUser("broken", { home: "/a:b" })] };
     const result = exportPasswdFile(bad, join(dir, "users"));
     expect(result.users).toBe(1);
     expect(result.problems).toEqual([

@@ -5,6 +5,7 @@ import {
   type DomainSet,
   defaultResolverOptions,
 } from "../core/directory/model.js";
+import { testGroup, testUser } from "../test/harness/directory-builders.js";
 import { findConflicts } from "./conflicts.js";
 import { diffDirectories, safetyCheck } from "./diff.js";
 import type { DomainMember } from "./legacy-files.js";
@@ -13,31 +14,13 @@ import { type MergeInput, mergeSources } from "./merge.js";
 
 const domains: DomainSet = { primary: "cs.example.org", aliasDomains: ["example.org"], virtualDomains: [] };
 
+// Sources as the LDAP source writes them (DNs under their OU), which the reports name.
 function user(login: string, extra: Partial<DirectoryUser> = {}): DirectoryUser {
-  return {
-    login,
-    source: `uid=${login},ou=people`,
-    primaryAddress: `${login}@cs.example.org`,
-    alternateAddresses: [],
-    forwardingAddresses: [],
-    quotaBytes: null,
-    status: "active",
-    ...extra,
-  };
+  return testUser(login, { source: `uid=${login},ou=people`, ...extra });
 }
 
 function group(name: string, extra: Partial<DirectoryGroup> = {}): DirectoryGroup {
-  return {
-    name,
-    source: `cn=${name},ou=groups`,
-    addresses: [`${name}@cs.example.org`],
-    memberLogins: [],
-    memberGroups: [],
-    memberAddresses: [],
-    posting: null,
-    status: "active",
-    ...extra,
-  };
+  return testGroup(name, { source: `cn=${name},ou=groups`, ...extra });
 }
 
 /** A legacy group as readLegacySources makes it: named by its address, source file:line. */

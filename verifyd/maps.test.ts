@@ -1,67 +1,41 @@
 import { describe, expect, it } from "vitest";
 import type { CurrentSnapshot } from "../core/directory/live-snapshot.js";
-import type { Directory, DirectoryGroup, DirectoryUser } from "../core/directory/model.js";
+import type { Directory } from "../core/directory/model.js";
 import { Resolver } from "../core/directory/resolver.js";
 import type { SnapshotMeta } from "../core/directory/snapshot-store.js";
 import { encodeSocketmapRequest, type SocketmapReply } from "../core/protocols/socketmap.js";
+import { testGroup, testUser } from "../test/harness/directory-builders.js";
 import { answerRequest, lookup, lookupMap, RECIPIENT_AMBIGUOUS, RECIPIENT_DELIVERABLE } from "./maps.js";
-
-function user(login: string, extra: Partial<DirectoryUser> = {}): DirectoryUser {
-  return {
-    login,
-    source: `uid=${login}`,
-    primaryAddress: `${login}@cs.example.org`,
-    alternateAddresses: [],
-    forwardingAddresses: [],
-    quotaBytes: null,
-    status: "active",
-    ...extra,
-  };
-}
-
-function group(name: string, extra: Partial<DirectoryGroup> = {}): DirectoryGroup {
-  return {
-    name,
-    source: `cn=${name}`,
-    addresses: [`${name}@cs.example.org`],
-    memberLogins: [],
-    memberGroups: [],
-    memberAddresses: [],
-    posting: null,
-    status: "active",
-    ...extra,
-  };
-}
 
 const directory: Directory = {
   domains: { primary: "cs.example.org", aliasDomains: ["example.org"], virtualDomains: ["rise.example"] },
   users: [
-    user("gpapadop", {
+    testUser("gpapadop", {
       alternateAddresses: ["papadopoulos.georgios@cs.example.org", "georgios.papadopoulos@rise.example"],
     }),
-    user("jsmith", { alternateAddresses: ["smith.john@cs.example.org"] }),
-    user("ekaragia"),
-    user("dvlachos", {
+    testUser("jsmith", { alternateAddresses: ["smith.john@cs.example.org"] }),
+    testUser("ekaragia"),
+    testUser("dvlachos", {
       alternateAddresses: ["vlachos.dimitrios@cs.example.org"],
       forwardingAddresses: ["dimitris.vlachos@gmail.example"],
     }),
-    user("keeper", { forwardingAddresses: ["keeper@cs.example.org", "elsewhere@gmail.example"] }),
-    user("csd4713", { status: "inactive" }),
-    user("homonym1", { alternateAddresses: ["papadopoulou.maria@cs.example.org"] }),
-    user("homonym2", { alternateAddresses: ["papadopoulou.maria@cs.example.org"] }),
+    testUser("keeper", { forwardingAddresses: ["keeper@cs.example.org", "elsewhere@gmail.example"] }),
+    testUser("csd4713", { status: "inactive" }),
+    testUser("homonym1", { alternateAddresses: ["papadopoulou.maria@cs.example.org"] }),
+    testUser("homonym2", { alternateAddresses: ["papadopoulou.maria@cs.example.org"] }),
   ],
   groups: [
-    group("csstaff", { memberLogins: ["jsmith", "ekaragia"] }),
-    group("cspg", { memberLogins: ["dvlachos", "ekaragia", "csd4713"] }),
-    group("csall", {
+    testGroup("csstaff", { memberLogins: ["jsmith", "ekaragia"] }),
+    testGroup("cspg", { memberLogins: ["dvlachos", "ekaragia", "csd4713"] }),
+    testGroup("csall", {
       addresses: ["csall@cs.example.org", "everyone@cs.example.org"],
       memberGroups: ["csstaff", "cspg"],
       memberAddresses: ["alumni@lists.example"],
       posting: { logins: ["gpapadop"], groups: ["csstaff"] },
     }),
-    group("rise", { addresses: ["info@rise.example"], memberLogins: ["gpapadop"] }),
-    group("ghosts", { memberLogins: ["csd4713", "nobody"] }),
-    group("old", { status: "inactive", memberLogins: ["jsmith"] }),
+    testGroup("rise", { addresses: ["info@rise.example"], memberLogins: ["gpapadop"] }),
+    testGroup("ghosts", { memberLogins: ["csd4713", "nobody"] }),
+    testGroup("old", { status: "inactive", memberLogins: ["jsmith"] }),
   ],
 };
 
@@ -179,7 +153,7 @@ describe("alias map", () => {
 
   it("defers an expansion larger than a socketmap reply", () => {
     const many = Array.from({ length: 5000 }, (_, index) => `member-number-${index}@lists.example`);
-    const big: Directory = { ...directory, groups: [group("huge", { memberAddresses: many })] };
+    const big: Directory = { ...directory, groups: [testGroup("huge", { memberAddresses: many })] };
     const answer = lookupMap("alias", "huge@cs.example.org", { ...fresh, resolver: new Resolver(big) });
     expect(answer.reply).toEqual({ status: "TEMP", reason: "expansion too large for a socketmap reply" });
     expect(answer.problem).toMatch(/exceeds Postfix's 100000/);

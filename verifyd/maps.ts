@@ -156,7 +156,16 @@ function groupDelivers(resolution: Extract<Resolution, { kind: "group" }>): bool
   return users.length + externalAddresses.length > 0;
 }
 
+/** The kinds that name nothing deliverable; the recipient and alias maps answer NOTFOUND for them. */
+type Undeliverable = Extract<Resolution, { kind: "invalid" | "not_ours" | "unknown" | "inactive" }>;
+
+function isUndeliverable(resolution: Resolution): resolution is Undeliverable {
+  const { kind } = resolution;
+  return kind === "invalid" || kind === "not_ours" || kind === "unknown" || kind === "inactive";
+}
+
 function recipientAnswer(resolution: Resolution): MapAnswer {
+  if (isUndeliverable(resolution)) return notFound(resolution.kind);
   switch (resolution.kind) {
     case "mailbox":
     case "forward":
@@ -169,11 +178,6 @@ function recipientAnswer(resolution: Resolution): MapAnswer {
         ...found(RECIPIENT_AMBIGUOUS, "ambiguous"),
         problem: `address claimed by ${describeClaims(resolution.claims)}`,
       };
-    case "invalid":
-    case "not_ours":
-    case "unknown":
-    case "inactive":
-      return notFound(resolution.kind);
     default: {
       const unreachable: never = resolution;
       return unreachable;
@@ -195,6 +199,7 @@ function withExtension(address: string, extension: string): string {
 }
 
 function aliasAnswer(resolution: Resolution): MapAnswer {
+  if (isUndeliverable(resolution)) return notFound(resolution.kind);
   switch (resolution.kind) {
     case "mailbox":
     case "forward": {
@@ -226,11 +231,6 @@ function aliasAnswer(resolution: Resolution): MapAnswer {
         "ambiguous",
         `address claimed by ${describeClaims(resolution.claims)}`,
       );
-    case "invalid":
-    case "not_ours":
-    case "unknown":
-    case "inactive":
-      return notFound(resolution.kind);
     default: {
       const unreachable: never = resolution;
       return unreachable;

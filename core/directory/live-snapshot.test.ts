@@ -5,29 +5,18 @@ import { Writable } from "node:stream";
 import Database from "better-sqlite3";
 import pino from "pino";
 import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
+import { testUser } from "../../test/harness/directory-builders.js";
 import { LiveSnapshot, type LiveSnapshotOptions } from "./live-snapshot.js";
-import type { Directory, DirectoryUser } from "./model.js";
+import type { Directory } from "./model.js";
 import { touchSnapshot, writeSnapshot } from "./snapshot-store.js";
 
 const root = mkdtempSync(join(tmpdir(), "emailng-live-snapshot-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-function user(login: string): DirectoryUser {
-  return {
-    login,
-    source: `uid=${login}`,
-    primaryAddress: `${login}@cs.example.org`,
-    alternateAddresses: [],
-    forwardingAddresses: [],
-    quotaBytes: null,
-    status: "active",
-  };
-}
-
 function directoryWith(...logins: string[]): Directory {
   return {
     domains: { primary: "cs.example.org", aliasDomains: [], virtualDomains: [] },
-    users: logins.map(user),
+    users: logins.map((login) => testUser(login)),
     groups: [],
   };
 }

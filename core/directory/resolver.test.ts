@@ -1,68 +1,42 @@
 import { describe, expect, it } from "vitest";
-import type { Directory, DirectoryGroup, DirectoryUser } from "./model.js";
+import { testGroup, testUser } from "../../test/harness/directory-builders.js";
+import type { Directory } from "./model.js";
 import { type Resolution, Resolver } from "./resolver.js";
-
-function user(login: string, extra: Partial<DirectoryUser> = {}): DirectoryUser {
-  return {
-    login,
-    source: `uid=${login}`,
-    primaryAddress: `${login}@cs.example.org`,
-    alternateAddresses: [],
-    forwardingAddresses: [],
-    quotaBytes: null,
-    status: "active",
-    ...extra,
-  };
-}
-
-function group(name: string, extra: Partial<DirectoryGroup> = {}): DirectoryGroup {
-  return {
-    name,
-    source: `cn=${name}`,
-    addresses: [`${name}@cs.example.org`],
-    memberLogins: [],
-    memberGroups: [],
-    memberAddresses: [],
-    posting: null,
-    status: "active",
-    ...extra,
-  };
-}
 
 // A cut-down copy of the sample directory plus the awkward cases it lacks
 // (a homonym clash, a cycle, an inactive group).
 const directory: Directory = {
   domains: { primary: "cs.example.org", aliasDomains: ["example.org"], virtualDomains: ["rise.example"] },
   users: [
-    user("gpapadop", {
+    testUser("gpapadop", {
       alternateAddresses: [
         "papadopoulos.georgios@cs.example.org",
         "george.papadopoulos@cs.example.org",
         "georgios.papadopoulos@rise.example",
       ],
     }),
-    user("jsmith", { alternateAddresses: ["smith.john@cs.example.org"] }),
-    user("ekaragia", { alternateAddresses: ["karagianni.eleni@cs.example.org"] }),
-    user("dvlachos", { forwardingAddresses: ["dimitris.vlachos@gmail.example"] }),
-    user("keeper", { forwardingAddresses: ["keeper@cs.example.org", "elsewhere@gmail.example"] }),
-    user("csd4713", { status: "inactive", alternateAddresses: ["pappas.konstantinos@cs.example.org"] }),
-    user("csd4711"),
-    user("homonym1", { alternateAddresses: ["papadopoulou.maria@cs.example.org"] }),
-    user("homonym2", { alternateAddresses: ["papadopoulou.maria@cs.example.org"] }),
+    testUser("jsmith", { alternateAddresses: ["smith.john@cs.example.org"] }),
+    testUser("ekaragia", { alternateAddresses: ["karagianni.eleni@cs.example.org"] }),
+    testUser("dvlachos", { forwardingAddresses: ["dimitris.vlachos@gmail.example"] }),
+    testUser("keeper", { forwardingAddresses: ["keeper@cs.example.org", "elsewhere@gmail.example"] }),
+    testUser("csd4713", { status: "inactive", alternateAddresses: ["pappas.konstantinos@cs.example.org"] }),
+    testUser("csd4711"),
+    testUser("homonym1", { alternateAddresses: ["papadopoulou.maria@cs.example.org"] }),
+    testUser("homonym2", { alternateAddresses: ["papadopoulou.maria@cs.example.org"] }),
   ],
   groups: [
-    group("csstaff", { memberLogins: ["jsmith", "ekaragia"] }),
-    group("cspg", { memberLogins: ["dvlachos", "ekaragia"] }),
-    group("students", { memberLogins: ["csd4711", "csd4713", "ghost"] }),
-    group("csall", {
+    testGroup("csstaff", { memberLogins: ["jsmith", "ekaragia"] }),
+    testGroup("cspg", { memberLogins: ["dvlachos", "ekaragia"] }),
+    testGroup("students", { memberLogins: ["csd4711", "csd4713", "ghost"] }),
+    testGroup("csall", {
       addresses: ["csall@cs.example.org", "everyone@cs.example.org"],
       memberGroups: ["csstaff", "cspg", "students"],
     }),
-    group("rise", { addresses: ["info@rise.example", "team@rise.example"], memberLogins: ["gpapadop"] }),
-    group("loop-a", { memberGroups: ["loop-b"], memberLogins: ["jsmith"] }),
-    group("loop-b", { memberGroups: ["loop-a"], memberLogins: ["csd4711"] }),
-    group("old", { status: "inactive", memberLogins: ["jsmith"] }),
-    group("legacy", { memberAddresses: ["someone@outside.example"], memberLogins: ["jsmith"] }),
+    testGroup("rise", { addresses: ["info@rise.example", "team@rise.example"], memberLogins: ["gpapadop"] }),
+    testGroup("loop-a", { memberGroups: ["loop-b"], memberLogins: ["jsmith"] }),
+    testGroup("loop-b", { memberGroups: ["loop-a"], memberLogins: ["csd4711"] }),
+    testGroup("old", { status: "inactive", memberLogins: ["jsmith"] }),
+    testGroup("legacy", { memberAddresses: ["someone@outside.example"], memberLogins: ["jsmith"] }),
   ],
 };
 

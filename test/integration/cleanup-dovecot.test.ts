@@ -9,10 +9,11 @@
 // still cleaned; a login doveadm would read as a user mask is refused.
 import { connect, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Directory, DirectoryGroup, DirectoryUser } from "../../core/directory/model.js";
+import type { Directory, DirectoryUser } from "../../core/directory/model.js";
 import { Resolver } from "../../core/directory/resolver.js";
 import { createLogger } from "../../core/log/logger.js";
 import { type CleanupReport, type CleanupRule, planCleanup, runCleanup } from "../../sync-agent/cleanup.js";
+import { testGroup, testUser } from "../harness/directory-builders.js";
 import { type Dovecot, startDovecot } from "../harness/dovecot.js";
 import { runChecked, sleep } from "../harness/process.js";
 
@@ -99,32 +100,9 @@ function message(subject: string): string {
   return `From: sender@example.net\r\nTo: user@cs.example.org\r\nSubject: ${subject}\r\n\r\n${subject}\r\n`;
 }
 
+/** Users here live on the Dovecot back-end unless they say otherwise. */
 function user(login: string, extra: Partial<DirectoryUser> = {}): DirectoryUser {
-  return {
-    login,
-    source: `uid=${login}`,
-    primaryAddress: `${login}@cs.example.org`,
-    alternateAddresses: [],
-    forwardingAddresses: [],
-    quotaBytes: null,
-    status: "active",
-    mailHost: "backend.test",
-    ...extra,
-  };
-}
-
-function group(name: string, members: Partial<DirectoryGroup>): DirectoryGroup {
-  return {
-    name,
-    source: `cn=${name}`,
-    addresses: [`${name}@cs.example.org`],
-    memberLogins: [],
-    memberGroups: [],
-    memberAddresses: [],
-    posting: null,
-    status: "active",
-    ...members,
-  };
+  return testUser(login, { mailHost: "backend.test", ...extra });
 }
 
 // ghost comes first: Dovecot does not know it, and the users after it must
@@ -142,8 +120,8 @@ const directory: Directory = {
     user("erin", { mailHost: "other.test" }),
   ],
   groups: [
-    group("faculty", { memberGroups: ["professors"] }),
-    group("professors", { memberLogins: ["bob"] }),
+    testGroup("faculty", { memberGroups: ["professors"] }),
+    testGroup("professors", { memberLogins: ["bob"] }),
   ],
 };
 
