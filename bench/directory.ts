@@ -70,49 +70,74 @@ async function main(): Promise<void> {
       results["slapaddSeconds"] = slapd.loadMs / 1000;
       console.log(`slapd loaded in ${(slapd.loadMs / 1000).toFixed(1)} s`);
       writeFileSync(join(work, "bind-password"), `${slapd.readerPassword}\n`, { mode: 0o600 });
-      const configPath = join(work, "emailng.toml");
-      writeFileSync(
-        configPath,
-        [
-          "[log]",
-          'level = "warn"',
-          "[ldap]",
-          `urls = ["${slapd.url}"]`,
-          `bind_dn = "${slapd.readerDn}"`,
-          `bind_password_file = "${join(work, "bind-password")}"`,
-          `base_dn = "${slapd.baseDn}"`,
-          'timeout = "60s"',
-          "page_size = 1000",
-          "[snapshot]",
-          `path = "${join(work, "snapshot.sqlite")}"`,
-          "[directory]",
-          'primary_domain = "cs.example.org"',
-          'alias_domains = ["example.org"]',
-          "[sync]",
-          `lock_file = "${join(work, "sync.lock")}"`,
-          "",
-        ].join("\n"),
-      );
+      const writeConfig = (name: string, snapshot: string): string => {
+        const path = join(work, name);
+        writeFileSync(
+          path,
+          [
+            "[log]",
+            'level = "warn"',
+            "[ldap]",
+            `urls = ["${slapd.url}"]`,
+            `bind_dn = "${slapd.readerDn}"`,
+            `bind_password_file = "${join(work, "bind-password")}"`,
+            `base_dn = "${slapd.baseDn}"`,
+            'timeout = "60s"',
+            "page_size = 1000",
+            "[snapshot]",
+            `path = "${join(work, snapshot)}"`,
+            "[directory]",
+            'primary_domain = "cs.example.org"',
+            'alias_domains = ["example.org"]',
+            "[sync]",
+            `lock_file = "${join(work, `${snapshot}.lock`)}"`,
+            "",
+          ].join("\n"),
+        );
+        return path;
+      };
+      const configPath = writeConfig("emailng.toml", "snapshot.sqlite");
+      const sync = async (label: string, key: string, args: string[], nodeFlags: string[] = []) => {
+        const run = await timed(process.execPath, [...nodeFlags, cli, "sync", "run", ...args]);
+        console.log(`${label}: ${run.seconds} s, peak RSS ${run.maxRssMb} MB`);
+        if (run.code !== 0) throw new Error(`${label} failed:\n${run.output}`);
+        results[key] = { seconds: run.seconds, maxRssMb: run.maxRssMb, nodeFlags };
+        return run;
+      };
 
-      const first = await timed(process.execPath, [cli, "sync", "run", "--config", configPath]);
-      console.log(`sync run (publish): ${first.seconds} s, peak RSS ${first.maxRssMb} MB\n${first.output}`);
-      if (first.code !== 0) throw new Error("sync run failed");
-      const second = await timed(process.execPath, [cli, "sync", "run", "--config", configPath]);
-      console.log(`sync run (unchanged): ${second.seconds} s, peak RSS ${second.maxRssMb} MB`);
-      const incremental = await timed(process.execPath, [
-        cli,
-        "sync",
-        "run",
+      const first = await sync("sync run (first publish)", "syncPublish", ["--config", configPath]);
+      console.log(first.output.split("\n").slice(0, 5).join("\n"));
+      await sync(
+        "sync run (first publish, node --max-old-space-size=384 as in the systemd units)",
+        "syncPublishCappedHeap",
+        ["--config", writeConfig("capped.toml", "capped.sqlite")],
+        ["--max-old-space-size=384"],
+      );
+      await sync("sync run (full, nothing changed)", "syncUnchanged", ["--config", configPath]);
+      await new Promise((resolve) => setTimeout(resolve, 2_100));
+      await sync("sync run (full, nothing changed, records the watermark)", "syncUnchanged2", [
+        "--config",
+        configPath,
+      ]);
+      await sync("sync run --incremental (nothing changed)", "syncIncrementalNoChange", [
         "--incremental",
         "--config",
         configPath,
       ]);
-      console.log(
-        `sync run --incremental (no change): ${incremental.seconds} s, peak RSS ${incremental.maxRssMb} MB`,
+      const changed = generated.uidOf(4242);
+      await runCommand(
+        "/usr/bin/ldapmodify",
+        ["-x", "-H", slapd.url, "-D", slapd.adminDn, "-w", slapd.adminPassword],
+        {
+          input: `dn: uid=${changed},ou=people,${slapd.baseDn}\nchangetype: modify\nreplace: mailUserStatus\nmailUserStatus: inactive\n-\n`,
+        },
       );
-      results["syncPublish"] = { seconds: first.seconds, maxRssMb: first.maxRssMb };
-      results["syncUnchanged"] = { seconds: second.seconds, maxRssMb: second.maxRssMb };
-      results["syncIncremental"] = { seconds: incremental.seconds, maxRssMb: incremental.maxRssMb };
+      const incremental = await sync(
+        "sync run --incremental (one user deactivated)",
+        "syncIncrementalChange",
+        ["--incremental", "--config", configPath],
+      );
+      console.log(incremental.output.split("\n").slice(0, 4).join("\n"));
 
       const dump = await timed("/usr/bin/ldapsearch", [
         "-x",
