@@ -282,13 +282,8 @@ export function readSnapshot(path: string): Snapshot {
     const meta = JSON.parse(metaRow.value) as SnapshotMeta;
     if (meta.format !== snapshotFormat)
       throw new Error(`${path}: snapshot format ${meta.format} is not supported`);
-    // In key order (the primary-key index), so the canonical sort for the hash check has nothing to do.
-    const users = (db.prepare("SELECT * FROM users ORDER BY login").all() as UserRecord[]).map(
-      userFromRecord,
-    );
-    const groups = (db.prepare("SELECT * FROM groups ORDER BY name").all() as GroupRecord[]).map(
-      groupFromRecord,
-    );
+    const users = (db.prepare("SELECT * FROM users").all() as UserRecord[]).map(userFromRecord);
+    const groups = (db.prepare("SELECT * FROM groups").all() as GroupRecord[]).map(groupFromRecord);
     const directory: Directory = { domains: JSON.parse(domainsRow.value) as DomainSet, users, groups };
     const actual = contentHash(directory);
     if (actual !== meta.contentHash) {
