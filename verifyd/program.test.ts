@@ -226,7 +226,17 @@ describe("emailng verifyd", () => {
     const running = cli.parseAsync(["node", "emailng", "verifyd", "--config", configPath]);
     const socketPath = join(dir, "verifyd.sock");
     let client: Client | undefined;
+    let failed: unknown;
+    running.catch((error: unknown) => {
+      failed = error;
+    });
+    const started = Date.now() + 20_000;
     while (client === undefined) {
+      if (failed !== undefined || Date.now() > started) {
+        throw new Error(
+          `verifyd did not start: ${String(failed ?? "no socket after 20 s")}\n${output.join("")}`,
+        );
+      }
       client = await Client.open(socketPath).catch(async () => {
         await new Promise((resolve) => setTimeout(resolve, 20));
         return undefined;
@@ -234,9 +244,16 @@ describe("emailng verifyd", () => {
     }
     expect(await client.ask("recipient", "jsmith@cs.example.org")).toBe("TEMP no directory snapshot loaded");
     writeDirectory(join(dir, "snapshot.sqlite"), 1);
-    process.kill(process.pid, "SIGHUP");
+    // SIGHUP until the new snapshot answers: a signal sent before the daemon
+    // installed its handlers (it listens first) must not hang the test.
     let reply = "";
-    while (reply !== "OK DUNNO") reply = await client.ask("recipient", "jsmith@cs.example.org");
+    const deadline = Date.now() + 20_000;
+    while (reply !== "OK DUNNO") {
+      if (Date.now() > deadline) throw new Error(`still answering "${reply}" 20 s after SIGHUP`);
+      process.kill(process.pid, "SIGHUP");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      reply = await client.ask("recipient", "jsmith@cs.example.org");
+    }
     client.end();
     process.kill(process.pid, "SIGTERM");
     await running;
