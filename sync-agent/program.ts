@@ -63,7 +63,7 @@ const syncRun: ProgramDefinition = {
         }),
       );
     } catch (error) {
-      log.error({ err: error }, "sync failed; the published snapshot is unchanged");
+      log.error({ err: error }, "sync failed");
       return fail(context, "sync run", error);
     }
     io.out(

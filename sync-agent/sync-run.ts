@@ -42,6 +42,7 @@ import {
   fetchChanges,
   fetchDirectory,
   greatestTimestamp,
+  laterTimestamp,
   parseGeneralizedTime,
 } from "../core/ldap/source.js";
 import type { Logger } from "../core/log/logger.js";
@@ -95,6 +96,14 @@ export type SyncOutcome =
   | ({ status: "dry-run"; refusal: string | null } & SyncReport)
   | ({ status: "refused"; refusal: string } & SyncReport);
 
+/** A source could not be read completely; nothing was published. */
+export class SourceError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "SourceError";
+  }
+}
+
 export class SyncConfigError extends Error {
   constructor(message: string) {
     super(message);
@@ -136,13 +145,6 @@ function readIfUsable(path: string, what: string, log: Logger): Snapshot | null 
     log.warn({ path, err: error }, `${what} is unreadable; building without it`);
     return null;
   }
-}
-
-/** The greater of two LDAP GeneralizedTime values (fractions and zone suffix compared as written). */
-function laterWatermark(a: string | null | undefined, b: string | null | undefined): string | null {
-  if (a == null) return b ?? null;
-  if (b == null) return a;
-  return a >= b ? a : b;
 }
 
 interface LdapPart {
@@ -198,7 +200,7 @@ async function readLdap(
         return {
           users: applied.users,
           groups: applied.groups,
-          watermark: laterWatermark(since, changes.watermark),
+          watermark: changes.watermark === null ? since : laterTimestamp(since, changes.watermark),
           kind: "incremental",
           summary: {
             name: "ldap",
@@ -238,10 +240,22 @@ function safeMeta(path: string, log: Logger): SnapshotMeta | null {
   }
 }
 
-/** Reads files while hashing what was read, so the sync knows whether its inputs changed. */
-function fingerprintingReader(hash: ReturnType<typeof createHash>): (path: string) => string {
+/**
+ * Reads files while hashing what was read, so the sync knows whether its
+ * inputs changed, and noting the paths that could not be read.
+ */
+function fingerprintingReader(
+  hash: ReturnType<typeof createHash>,
+  unreadable: string[],
+): (path: string) => string {
   return (path) => {
-    const text = readFileSync(path, "utf8");
+    let text: string;
+    try {
+      text = readFileSync(path, "utf8");
+    } catch (error) {
+      unreadable.push(`${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+      throw error;
+    }
     hash.update(`${path}\0${text.length}\0${text}\0`);
     return text;
   };
@@ -261,6 +275,12 @@ function noDiff(): DirectoryDiff {
   };
 }
 
+/**
+ * Reads the legacy files. A file that cannot be read (missing, permissions,
+ * an NFS hiccup) fails the sync like an LDAP error: publishing without it
+ * would turn its addresses into "user unknown" until it is back. Malformed
+ * lines are different: they are reported and skipped.
+ */
 function readLegacy(
   config: DeepReadonly<Config>,
   domains: DomainSet,
@@ -268,13 +288,18 @@ function readLegacy(
 ): LegacySource | null {
   const legacy = config.sync.legacy;
   if (legacy.alias_files.length + legacy.virtual_maps.length + legacy.domain_lists.length === 0) return null;
-  return readLegacySources({
+  const unreadable: string[] = [];
+  const source = readLegacySources({
     aliasFiles: [...legacy.alias_files],
     virtualMaps: [...legacy.virtual_maps],
     domainLists: legacy.domain_lists.map((list) => ({ domain: list.domain, path: list.path })),
     primaryDomain: domains.primary,
-    readFile: fingerprintingReader(hash),
+    readFile: fingerprintingReader(hash, unreadable),
   });
+  if (unreadable.length > 0) {
+    throw new SourceError(`cannot read legacy file ${unreadable.join(", ")}; nothing was published`);
+  }
+  return source;
 }
 
 /** Runs one sync. Throws (publishing nothing) when a source fails; returns what happened otherwise. */
@@ -403,7 +428,15 @@ export async function runSync(options: SyncOptions): Promise<SyncOutcome> {
     ...(watermark === undefined ? {} : { watermark }),
   });
   writeCache(meta.version);
-  await exportAfterPublish(config, directory, meta.version, resolverOptions, log);
+  try {
+    await exportAfterPublish(config, directory, meta.version, resolverOptions, log);
+  } catch (error) {
+    throw new Error(
+      `snapshot version ${meta.version} was published, but exporting the map files failed ` +
+        `(the previous exports stay in place): ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
   return { status: "published", meta, ...report };
 }
 

@@ -35,7 +35,10 @@ async function emailng(args: string[]) {
 }
 
 /** Writes a config file; `extra` is appended (more tables, or keys overriding nothing already set). */
-function writeConfig(name: string, options: { usersFilter?: string; extra?: string } = {}): string {
+function writeConfig(
+  name: string,
+  options: { usersFilter?: string; aliasFile?: string; extra?: string } = {},
+): string {
   const path = join(work, name);
   writeFileSync(
     path,
@@ -62,7 +65,7 @@ function writeConfig(name: string, options: { usersFilter?: string; extra?: stri
       `lock_file = "${join(work, "sync.lock")}"`,
       "max_drop_percent = 20",
       "[sync.legacy]",
-      `alias_files = ["${join(work, "aliases")}"]`,
+      `alias_files = ["${options.aliasFile ?? join(work, "aliases")}"]`,
       "[sync.export]",
       `directory = "${join(work, "maps")}"`,
       options.extra ?? "",
@@ -242,6 +245,15 @@ describe("emailng sync run", () => {
       const { rmSync } = await import("node:fs");
       rmSync(join(work, "sync.lock"), { force: true });
     }
+  });
+
+  it("keeps the published snapshot and exits 3 when a legacy file cannot be read", async () => {
+    const before = readSnapshotMeta(snapshotPath);
+    const missing = join(work, "aliases-on-a-lost-nfs-mount");
+    const run = await emailng(["sync", "run", "--config", writeConfig("lost.toml", { aliasFile: missing })]);
+    expect(run.code).toBe(3);
+    expect(run.err).toContain(`cannot read legacy file ${missing} (ENOENT); nothing was published`);
+    expect(readSnapshotMeta(snapshotPath)).toEqual(before);
   });
 
   it("keeps the published snapshot and exits 3 when slapd is down", async () => {
