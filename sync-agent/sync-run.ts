@@ -395,8 +395,16 @@ export async function runSync(options: SyncOptions): Promise<SyncOutcome> {
     });
   };
 
-  // Same content as published: no need to load the previous snapshot or diff it.
-  if (publishedMeta !== null && hash === publishedMeta.contentHash) {
+  // Same content as published: no need to diff it. A full sync still checks
+  // that the file itself is intact (daemons could not load a damaged one) and
+  // rewrites it if not: the content is the one recorded as published, so the
+  // safety rail has nothing to compare.
+  const sameContent = publishedMeta !== null && hash === publishedMeta.contentHash;
+  const intact =
+    !sameContent ||
+    options.mode === "incremental" ||
+    readIfUsable(config.snapshot.path, "the published snapshot", log) !== null;
+  if (publishedMeta !== null && sameContent && intact) {
     const report: SyncReport = { ...base, diff: noDiff() };
     if (options.dryRun) return { status: "dry-run", refusal: null, ...report };
     // Confirmed by the sources: refresh createdAt (freshness) and record the watermark and inputs.
@@ -410,17 +418,26 @@ export async function runSync(options: SyncOptions): Promise<SyncOutcome> {
   }
 
   const previous =
-    publishedMeta === null ? null : readIfUsable(config.snapshot.path, "the published snapshot", log);
+    publishedMeta === null || sameContent
+      ? null
+      : readIfUsable(config.snapshot.path, "the published snapshot", log);
   const report: SyncReport = { ...base, diff: diffDirectories(previous?.directory ?? null, directory) };
   const safety = safetyCheck(previous?.directory ?? null, directory, config.sync.max_drop_percent);
-  const refusal = safety.ok ? null : safety.message;
+  // A published snapshot that exists but cannot be read must not switch the rail off.
+  const refusal =
+    publishedMeta !== null && previous === null && !sameContent
+      ? `the published snapshot ${config.snapshot.path} cannot be read, so the safety rail cannot compare; ` +
+        "check it, then replace it with: emailng sync run --force"
+      : safety.ok
+        ? null
+        : safety.message;
 
   if (options.dryRun) return { status: "dry-run", refusal, ...report };
   if (refusal !== null && !options.force) return { status: "refused", refusal, ...report };
   if (refusal !== null) log.warn({ refusal }, "safety rail overridden with --force");
 
   const meta = writeSnapshot(config.snapshot.path, directory, {
-    version: (previous?.meta.version ?? publishedMeta?.version ?? 0) + 1,
+    version: (publishedMeta?.version ?? 0) + 1,
     view: "internal",
     sources,
     now,

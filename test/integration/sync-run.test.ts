@@ -6,6 +6,7 @@
 // relay pulling the result through `sync pull` from a snapshot server.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { CommanderError } from "commander";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildCli } from "../../cli/build-cli.js";
@@ -254,6 +255,35 @@ describe("emailng sync run", () => {
     expect(run.code).toBe(3);
     expect(run.err).toContain(`cannot read legacy file ${missing} (ENOENT); nothing was published`);
     expect(readSnapshotMeta(snapshotPath)).toEqual(before);
+  });
+
+  it("repairs a damaged snapshot with the same content; refuses other content over it without --force", async () => {
+    const damage = () => {
+      const damaged = new Database(snapshotPath);
+      damaged.prepare("UPDATE users SET quota_bytes = 1 WHERE login = 'gpapadop'").run();
+      damaged.close();
+      expect(() => readSnapshot(snapshotPath)).toThrow(/content hash/);
+    };
+    damage();
+    const before = readSnapshotMeta(snapshotPath);
+    const repaired = await emailng(["sync", "run", "--config", writeConfig("main.toml")]);
+    expect(repaired.code).toBe(0);
+    expect(readSnapshot(snapshotPath).meta).toMatchObject({
+      version: (before?.version ?? 0) + 1,
+      contentHash: before?.contentHash,
+    });
+
+    damage();
+    const damagedMeta = readSnapshotMeta(snapshotPath);
+    const narrow = writeConfig("narrow-damaged.toml", {
+      usersFilter: "(&(objectClass=inetMailUser)(uid=gpapadop))",
+    });
+    const refused = await emailng(["sync", "run", "--config", narrow]);
+    expect(refused.code).toBe(4);
+    expect(refused.err).toContain("cannot be read, so the safety rail cannot compare");
+    expect(readSnapshotMeta(snapshotPath)).toEqual(damagedMeta);
+    expect((await emailng(["sync", "run", "--config", writeConfig("main.toml")])).code).toBe(0);
+    expect(readSnapshot(snapshotPath).meta.contentHash).toBe(before?.contentHash);
   });
 
   it("keeps the published snapshot and exits 3 when slapd is down", async () => {
