@@ -12,6 +12,9 @@
 import type { Command } from "commander";
 import type { DeepReadonly } from "../core/config/load.js";
 import type { Config } from "../core/config/schema.js";
+import { POLICYD_PROGRAMS } from "../policyd/program.js";
+import { QUOTAD_PROGRAMS } from "../quotad/program.js";
+import { SIEVE_PROGRAMS } from "../sieve-tools/program.js";
 import { SYNC_AGENT_PROGRAMS } from "../sync-agent/program.js";
 import { verifydProgram } from "../verifyd/program.js";
 import {
@@ -50,7 +53,13 @@ export interface ProgramDefinition {
 }
 
 /** The programs the emailng command offers, in help order. Programs add themselves here. */
-export const PROGRAMS: readonly ProgramDefinition[] = [verifydProgram, ...SYNC_AGENT_PROGRAMS];
+export const PROGRAMS: readonly ProgramDefinition[] = [
+  verifydProgram,
+  ...POLICYD_PROGRAMS,
+  ...QUOTAD_PROGRAMS,
+  ...SIEVE_PROGRAMS,
+  ...SYNC_AGENT_PROGRAMS,
+];
 
 /** Adds `emailng <name> --config FILE` for one program. */
 export function addProgramCommand(cli: Command, program: ProgramDefinition, io: CliIo): Command {

@@ -19,7 +19,11 @@
 import { z } from "zod";
 import { absolutePath, ldapUrl, optionalAbsolutePath, optionalTcpAddress } from "./fields.js";
 import { listenerSchema } from "./listener-config.js";
+import { policydSettings } from "./policyd-schema.js";
+import { quotadSettings } from "./quotad-schema.js";
+import { redisSection } from "./redis-schema.js";
 import { section } from "./section.js";
+import { sieveSection } from "./sieve-schema.js";
 import {
   cleanupSection,
   directorySection,
@@ -144,7 +148,7 @@ export const configSchema = z.strictObject({
       requestTimeout: POLICY_REQUEST_TIMEOUT,
       idleTimeout: POLICY_IDLE_TIMEOUT,
     },
-    {},
+    policydSettings,
   ),
   quotad: daemonSection(
     {
@@ -152,8 +156,10 @@ export const configSchema = z.strictObject({
       requestTimeout: POLICY_REQUEST_TIMEOUT,
       idleTimeout: POLICY_IDLE_TIMEOUT,
     },
-    {},
+    quotadSettings,
   ),
+  redis: redisSection,
+  sieve: sieveSection,
 });
 
 export type Config = z.output<typeof configSchema>;
