@@ -82,6 +82,8 @@ export function answerRequest(
   snapshot: CurrentSnapshot | null,
 ): MapAnswer & {
   map: string;
+  /** The key asked, when the request parsed. */
+  key?: string;
 } {
   const parsed = parseSocketmapRequest(payload);
   if (!parsed.ok) {
@@ -93,7 +95,7 @@ export function answerRequest(
     };
   }
   const { name, key } = parsed.request;
-  return { map: name, ...lookupMap(name, key, snapshot) };
+  return { map: name, key, ...lookupMap(name, key, snapshot) };
 }
 
 /** lookupMap without the explanation: the reply only. */

@@ -55,13 +55,19 @@ import { toListenerSpec } from "../core/config/listener-config.js";
 import type { DeepReadonly } from "../core/config/load.js";
 import type { Config } from "../core/config/schema.js";
 import { LiveSnapshot } from "../core/directory/live-snapshot.js";
+import type { DomainSet } from "../core/directory/model.js";
+import { connectLdap, ldapConnectOptionsFromConfig } from "../core/ldap/client.js";
+import { mappingFromConfig } from "../core/ldap/mapping.js";
 import { createLogger } from "../core/log/logger.js";
 import { type MetricsServer, startMetricsServer } from "../core/metrics/http.js";
 import { createDaemonMetrics } from "../core/metrics/registry.js";
 import type { BoundAddress } from "../core/net/listeners.js";
-import { socketmapProtocol } from "../core/net/protocol-definitions.js";
-import { createProtocolServer } from "../core/net/server.js";
+import { dictProtocol, socketmapProtocol } from "../core/net/protocol-definitions.js";
+import { createProtocolServer, type ProtocolServer } from "../core/net/server.js";
 import { installShutdownHandlers } from "../core/net/signals.js";
+import { verifydDictSessions } from "./dict-session.js";
+import type { DovecotAuthSettings } from "./dovecot-auth.js";
+import { LiveLdap } from "./live-ldap.js";
 import { MAP_NAMES } from "./maps.js";
 import { verifydSocketmapSessions } from "./socketmap-session.js";
 
@@ -69,6 +75,8 @@ export interface Verifyd {
   readonly snapshot: LiveSnapshot;
   /** The socketmap listeners as bound (port 0 resolved). */
   addresses(): BoundAddress[];
+  /** The Dovecot dict listeners as bound; empty when [verifyd.dovecot] listen is empty. */
+  dictAddresses(): BoundAddress[];
   /** The metrics endpoint, when configured. */
   readonly metricsAddress: { host: string; port: number } | null;
   /** Reads the snapshot now (SIGHUP); rejects when it cannot be loaded, keeping the one in use. */
@@ -98,7 +106,38 @@ export async function startVerifyd(
     for (const result of ["OK", "NOTFOUND", "TEMP", "PERM"]) lookups.inc({ map, result }, 0);
   }
 
+  const liveSettings = settings.live_ldap;
+  let live: LiveLdap | null = null;
+  if (liveSettings.enabled) {
+    if (config.ldap.urls.length === 0) {
+      throw new Error("verifyd.live_ldap.enabled needs ldap.urls: set them, or turn live lookups off");
+    }
+    const connectOptions = await ldapConnectOptionsFromConfig(config);
+    const liveLookups = metrics.counter({
+      name: "emailng_verifyd_live_ldap_total",
+      help: "Live LDAP lookups for names missing from the snapshot, by outcome (found, not_found, hit_found, hit_not_found, error, busy, undecidable).",
+      labelNames: ["outcome"],
+    });
+    live = new LiveLdap({
+      connect: () => connectLdap(connectOptions),
+      mapping: mappingFromConfig(config.ldap),
+      negativeTtlMs: liveSettings.negative_ttl,
+      positiveTtlMs: liveSettings.positive_ttl,
+      maxEntries: liveSettings.cache_entries,
+      maxConcurrent: liveSettings.max_concurrent,
+      log: log.child({ component: "live-ldap" }),
+      counted: (outcome) => liveLookups.inc({ outcome }),
+    });
+  }
+  const liveLookup =
+    live === null
+      ? undefined
+      : (name: string, domains: DomainSet, signal: AbortSignal) =>
+          (live as LiveLdap).lookup(name, domains, signal);
+
   const snapshot = new LiveSnapshot({
+    // Answers remembered from LDAP belong to the snapshot they were missing from.
+    onSwap: () => live?.clear(),
     path: config.snapshot.path,
     maxAgeMs: config.snapshot.max_age,
     checkIntervalMs: settings.snapshot_check_interval,
@@ -140,6 +179,7 @@ export async function startVerifyd(
     definition: socketmapProtocol(),
     sessions: verifydSocketmapSessions({
       snapshot: () => snapshot.current(),
+      ...(liveLookup === undefined ? {} : { liveLookup }),
       counted: (map, result) => lookups.inc({ map, result }),
     }),
     limits: {
@@ -151,9 +191,53 @@ export async function startVerifyd(
     observer: metrics.observer,
   });
 
+  let dictServer: ProtocolServer | null = null;
+  const dovecot = settings.dovecot;
+  if (dovecot.listen.length > 0) {
+    const authLookups = metrics.counter({
+      name: "emailng_verifyd_dovecot_lookups_total",
+      help: "Dovecot dict lookups answered, by kind (passdb, userdb, iterate, other) and detail (found, not_found, inactive, stale, no_password …).",
+      labelNames: ["kind", "detail"],
+    });
+    const authSettings: DovecotAuthSettings = {
+      username: dovecot.username,
+      uid: dovecot.uid,
+      gid: dovecot.gid,
+      home: dovecot.home,
+      mailLocation: dovecot.mail_location,
+      proxyBackends: dovecot.proxy_backends,
+    };
+    dictServer = createProtocolServer({
+      name: "verifyd-dict",
+      definition: dictProtocol(),
+      sessions: verifydDictSessions({
+        snapshot: () => snapshot.current(),
+        settings: authSettings,
+        ...(liveLookup === undefined
+          ? {}
+          : {
+              liveLookup: (name: string, signal: AbortSignal) => {
+                const current = snapshot.current();
+                if (current === null) return Promise.resolve(null);
+                return liveLookup(name, current.resolver.domains, signal);
+              },
+            }),
+        counted: (kind, detail) => authLookups.inc({ kind, detail }),
+      }),
+      limits: {
+        maxConnections: settings.max_connections,
+        requestTimeoutMs: settings.request_timeout,
+        idleTimeoutMs: settings.idle_timeout,
+      },
+      log: log.child({ component: "dict" }),
+      observer: metrics.observer,
+    });
+  }
+
   let metricsServer: MetricsServer | null = null;
   try {
     await server.listen(settings.listen.map(toListenerSpec));
+    await dictServer?.listen(dovecot.listen.map(toListenerSpec));
     const metricsListen = settings.metrics.listen;
     if (metricsListen !== null) {
       metricsServer = await startMetricsServer({
@@ -167,6 +251,8 @@ export async function startVerifyd(
   } catch (error) {
     snapshot.stop();
     await server.close(0);
+    await dictServer?.close(0);
+    await live?.close();
     throw error;
   }
 
@@ -174,12 +260,17 @@ export async function startVerifyd(
   return {
     snapshot,
     addresses: () => server.addresses(),
+    dictAddresses: () => dictServer?.addresses() ?? [],
     metricsAddress: metricsServer?.address ?? null,
     reload: () => snapshot.reload(),
     close() {
       closing ??= (async () => {
         snapshot.stop();
-        await server.close(settings.request_timeout);
+        await Promise.all([
+          server.close(settings.request_timeout),
+          dictServer?.close(settings.request_timeout),
+        ]);
+        await live?.close();
         await metricsServer?.close();
       })();
       return closing;

@@ -32,6 +32,7 @@ import {
   syncSection,
 } from "./sync-schema.js";
 import { duration, integer, type UnitBounds } from "./units.js";
+import { verifydSettings } from "./verifyd-schema.js";
 
 export { section } from "./section.js";
 
@@ -137,10 +138,7 @@ export const configSchema = z.strictObject({
       // Postfix drops idle socketmap connections after 10 s; keep ours open longer.
       idleTimeout: { default: "30s", min: "11s", max: "1h" },
     },
-    {
-      // How often the snapshot's metadata is read to notice a new version.
-      snapshot_check_interval: duration({ default: "2s", min: "100ms", max: "5m" }),
-    },
+    verifydSettings,
   ),
   policyd: daemonSection(
     {

@@ -14,6 +14,7 @@ import {
   type Directory,
   type DirectoryGroup,
   type DirectoryUser,
+  type DomainSet,
   defaultResolverOptions,
   type ResolverOptions,
 } from "./model.js";
@@ -50,6 +51,8 @@ export type ResolutionKind = Resolution["kind"];
 
 export class Resolver {
   readonly options: ResolverOptions;
+  /** The domains of the directory this resolver was built from. */
+  readonly domains: DomainSet;
   private readonly byAddress = new Map<string, Claim[]>();
   private readonly usersByLogin = new Map<string, DirectoryUser>();
   private readonly groupsByName = new Map<string, DirectoryGroup>();
@@ -60,6 +63,7 @@ export class Resolver {
 
   constructor(directory: Directory, options: Partial<ResolverOptions> = {}) {
     this.options = { ...defaultResolverOptions, ...options };
+    this.domains = directory.domains;
     this.primaryDomain = normaliseDomain(directory.domains.primary);
     this.servedDomains.set(this.primaryDomain, "primary");
     for (const domain of directory.domains.aliasDomains)
@@ -87,6 +91,11 @@ export class Resolver {
   /** Every address some entry claims, with its claims (for exports and conflict reports). */
   claimedAddresses(): IterableIterator<[string, Claim[]]> {
     return this.byAddress.entries();
+  }
+
+  /** Every user, in directory order (Dovecot's userdb iteration). */
+  users(): IterableIterator<DirectoryUser> {
+    return this.usersByLogin.values();
   }
 
   user(login: string): DirectoryUser | undefined {

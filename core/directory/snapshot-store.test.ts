@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -95,6 +95,15 @@ describe("snapshot store", () => {
     const hashes = raw.prepare("SELECT count(*) AS n FROM users WHERE password_hash IS NOT NULL").get();
     raw.close();
     expect(hashes).toEqual({ n: 0 });
+  });
+
+  it("keeps the internal view (password hashes) from other users: mode 0640; the relay view 0644", () => {
+    const internal = join(dir, "internal-mode.sqlite");
+    const relay = join(dir, "relay-mode.sqlite");
+    writeSnapshot(internal, directory, { version: 1, view: "internal", sources: [] });
+    writeSnapshot(relay, directory, { version: 1, view: "relay", sources: [] });
+    expect(statSync(internal).mode & 0o777).toBe(0o640);
+    expect(statSync(relay).mode & 0o777).toBe(0o644);
   });
 
   it("replaces the old file atomically: an open reader keeps the old version", () => {

@@ -9,7 +9,7 @@
  * SQLite).
  */
 import { createHash } from "node:crypto";
-import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import type { Directory, DirectoryGroup, DirectoryUser, DomainSet } from "./model.js";
@@ -189,6 +189,9 @@ export function writeSnapshot(path: string, directory: Directory, options: Write
   } finally {
     db.close();
   }
+  // The internal view may hold password hashes: owner and group only (the
+  // group is verifyd's on the back-ends); the relay view has none.
+  chmodSync(temporary, options.view === "internal" ? 0o640 : 0o644);
   fsyncPath(temporary);
   renameSync(temporary, path);
   fsyncPath(dirname(path));
