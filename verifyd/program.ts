@@ -19,18 +19,32 @@
  *   answers 4xx or defers, never "user unknown"). Unknown map name or a
  *   malformed request: `PERM …`. Framing errors close the connection.
  *
+ *   Dovecot dict proxy protocol, 2.3 (dovecot-auth.ts, README.md), on the
+ *   [verifyd.dovecot] listeners: passdb and userdb with driver = dict.
+ *     C: H3<TAB>2<TAB>0<TAB><TAB>auth              (hello, no reply)
+ *     C: Lshared/userdb/gpapadop<TAB>gpapadop
+ *     S: O{"user":"gpapadop","uid":"5000","gid":"5000","home":"/var/vmail/gpapadop"}
+ *   Unknown user from a fresh snapshot: `N`; stale snapshot, no hash,
+ *   ambiguous address: `F…` (Dovecot: temporary failure).
+ *
  * SECURITY
  *   Runs as its own user; reads the snapshot file read-only (the relay view
  *   holds no password hashes); listens on UNIX sockets (mode and group from
  *   the config, e.g. 0660 group postfix) or on TCP with a client allow-list
  *   (loopback only unless `allow` widens it). The recipient map reveals only
- *   whether an address is deliverable. No LDAP access on this path.
+ *   whether an address is deliverable. LDAP is used only for live lookups
+ *   ([verifyd.live_ldap], back-ends); the dict answers password hashes, so
+ *   its socket is for Dovecot's group alone and the internal snapshot is
+ *   mode 0640.
  *
  * CONFIGURATION (deploy/emailng.example.toml)
  *   [verifyd] listen (default unix /run/emailng/verifyd.sock), max_connections
  *   (1000), request_timeout (5 s), idle_timeout (30 s), snapshot_check_interval
- *   (2 s), metrics.listen ("" = off). [snapshot] path, max_age (1 h: older
- *   means every lookup answers TEMP). [directory] recipient_delimiter ("+"),
+ *   (2 s), metrics.listen ("" = off); [verifyd.dovecot] listen ([] = off),
+ *   username, uid, gid, home, mail_location, proxy_backends;
+ *   [verifyd.live_ldap] enabled (false), negative_ttl (60 s), positive_ttl
+ *   (5 min), cache_entries (10000), max_concurrent (8), with [ldap].
+ *   [snapshot] path, max_age (1 h: older means every lookup answers TEMP). [directory] recipient_delimiter ("+"),
  *   max_expansion (10000), max_depth (16). [log] level.
  *
  * DIAGNOSTICS
@@ -38,6 +52,8 @@
  *   info; snapshot problems, malformed requests, unknown map names,
  *   ambiguous addresses and expansions over a limit at warn/error; each
  *   lookup at debug. Metrics: emailng_verifyd_lookups_total{map,result},
+ *   emailng_verifyd_dovecot_lookups_total{kind,detail},
+ *   emailng_verifyd_live_ldap_total{outcome},
  *   emailng_snapshot_version, emailng_snapshot_age_seconds,
  *   emailng_snapshot_fresh, plus the emailng_requests_* series of core/net.
  *   SIGHUP re-reads the snapshot now; SIGTERM/SIGINT stop after in-flight

@@ -91,6 +91,7 @@ describe("verifyd as Dovecot's userdb and passdb", () => {
       testUser("bob", { passwordHash: "{PLAIN}bob-secret", alternateStorage: join(dir, "alt", "bob") }),
       testUser("carol"),
       testUser("dave", { status: "inactive", passwordHash: "{PLAIN}dave-secret" }),
+      testUser("frank"),
       testUser("erin", { passwordHash: "{PLAIN}erin-secret", mailHost: "imap2.cs.example.org" }),
     ],
     groups: [],
@@ -100,7 +101,7 @@ describe("verifyd as Dovecot's userdb and passdb", () => {
     writeSnapshot(snapshotPath, directory(), {
       version: version++,
       view: "internal",
-      sources: [{ name: "test", users: 5, groups: 0, skipped: 0 }],
+      sources: [{ name: "test", users: 6, groups: 0, skipped: 0 }],
       now: createdAt,
     });
     await verifyd.reload();
@@ -122,7 +123,7 @@ describe("verifyd as Dovecot's userdb and passdb", () => {
     writeSnapshot(snapshotPath, directory(), {
       version: version++,
       view: "internal",
-      sources: [{ name: "test", users: 5, groups: 0, skipped: 0 }],
+      sources: [{ name: "test", users: 6, groups: 0, skipped: 0 }],
     });
 
     const config = parseConfigText(`
@@ -147,14 +148,24 @@ group = "dovecot"
     if (!config.ok) throw new Error(JSON.stringify(config.errors));
     verifyd = await startVerifyd(config.config, pino({ level: "silent" }), { processMetrics: false });
 
+    const secondPassdb = join(dir, "second-passdb");
+    writeFileSync(secondPassdb, "frank:{PLAIN}frank-secret\n");
     const authConf = join(dir, "dict-auth.conf.ext");
     writeFileSync(authConf, dictAuthConf(socketPath, "auth"));
     dovecot = await startDovecot({
       protocols: ["imap"],
+      // verifyd first, then a second passdb for the users whose hash the
+      // snapshot lacks (README: pairing with Dovecot's LDAP auth_bind passdb;
+      // a passwd-file stands in for it here).
       auth: `auth_cache_size = 0
 passdb {
   driver = dict
   args = ${authConf}
+  result_internalfail = continue
+}
+passdb {
+  driver = passwd-file
+  args = ${secondPassdb}
 }
 userdb {
   driver = dict
@@ -215,7 +226,7 @@ plugin {
   it("lists the active users for doveadm user '*' (iteration)", async () => {
     const result = await dovecot.doveadm(["user", "*"]);
     expect(result.code, output(result)).toBe(0);
-    expect(result.stdout.trim().split("\n").sort()).toEqual(["alice", "bob", "carol", "erin"]);
+    expect(result.stdout.trim().split("\n").sort()).toEqual(["alice", "bob", "carol", "erin", "frank"]);
   });
 
   it("checks passwords against the hashes in the snapshot", async () => {
@@ -238,6 +249,14 @@ plugin {
     const noHash = await authTest("carol", "anything");
     expect(noHash.code).toBe(77);
     expect(output(noHash)).toMatch(/code=temp_fail/);
+  });
+
+  it("lets the next passdb decide for a user without a hash (result_internalfail = continue)", async () => {
+    const good = await authTest("frank", "frank-secret");
+    expect(good.code, output(good)).toBe(0);
+    const wrong = await authTest("frank", "wrong");
+    expect(wrong.code).toBe(77);
+    expect(output(wrong)).toMatch(/code=temp_fail/);
   });
 
   it("lets a user log in over IMAP and open the INBOX in the home it gave", async () => {
