@@ -181,7 +181,6 @@ plugin {
   });
 
   afterAll(async () => {
-    if (process.env.KEEP_LOG) console.log(dovecot?.readLog());
     await dovecot?.destroy();
     await verifyd?.close();
     if (dir) removeTempDir(dir);
@@ -205,7 +204,7 @@ plugin {
   it("finds the user by an alternate or primary address, and adds the ALT storage", async () => {
     const byAlternate = await dovecot.doveadm(["user", "liddell.alice@cs.example.org"]);
     expect(byAlternate.code, output(byAlternate)).toBe(0);
-    expect(userFields(byAlternate).home).toBe(`${mailDir}/alice`);
+    expect(userFields(byAlternate)["home"]).toBe(`${mailDir}/alice`);
     // Dovecot itself refuses "+" in user names (auth_username_chars); LMTP strips the
     // extension with its recipient_delimiter before asking.
     const bob = await dovecot.doveadm(["user", "bob@cs.example.org"]);
