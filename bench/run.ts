@@ -13,11 +13,14 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { makeTempDir, removeTempDir } from "../test/harness/process.js";
-import { parseBenchArgs, type SuiteName, USAGE } from "./lib/args.js";
-import { describeMachine, type MachineDescription } from "./lib/machine.js";
+import { parseBenchArgs, SUITES, type SuiteName, USAGE } from "./lib/args.js";
+import { describeMachine, type RunInfo } from "./lib/machine.js";
 import { formatCount, formatMicros, formatPercent } from "./lib/stats.js";
 import type { SummaryRow } from "./lib/summary.js";
 import { textTable } from "./lib/table.js";
+import { type ReportInput, renderReport } from "./report/performance-report.js";
+import { dictSuite } from "./suites/dict.js";
+import { growthSuite } from "./suites/growth.js";
 import { socketmapSuite } from "./suites/socketmap.js";
 import type { SuiteContext, SuiteResult } from "./suites/suite.js";
 import { REPOSITORY_ROOT } from "./targets/target.js";
@@ -25,15 +28,28 @@ import { buildWorkloadDirectory, type WorkloadDirectory } from "./workload/direc
 
 export const RESULTS_DIR = join(REPOSITORY_ROOT, "bench/results");
 
-export interface RunInfo {
-  machine: MachineDescription;
-  command: string;
-  date: string;
-}
-
 const SUITE_RUNNERS: Partial<Record<SuiteName, (context: SuiteContext) => Promise<SuiteResult>>> = {
   socketmap: socketmapSuite,
+  dict: dictSuite,
+  growth: growthSuite,
 };
+
+/** Rewrites docs/performance.md and bench/results/charts/ from every result file present. */
+export function writeReport(): string {
+  const input: ReportInput = {};
+  for (const suite of SUITES) {
+    const result = readSuiteResult(suite);
+    if (result !== undefined) input[suite] = result;
+  }
+  const report = renderReport(input);
+  const chartsDir = join(RESULTS_DIR, "charts");
+  mkdirSync(chartsDir, { recursive: true });
+  for (const [name, svg] of Object.entries(report.charts)) writeFileSync(join(chartsDir, name), svg);
+  mkdirSync(join(REPOSITORY_ROOT, "docs"), { recursive: true });
+  const path = join(REPOSITORY_ROOT, "docs/performance.md");
+  writeFileSync(path, report.markdown);
+  return path;
+}
 
 export function summaryTable(rows: readonly SummaryRow[]): string {
   return textTable(
@@ -75,6 +91,10 @@ async function main(): Promise<void> {
   const { options } = parsed;
   if (options.help) {
     console.log(USAGE);
+    return;
+  }
+  if (options.reportOnly) {
+    console.log(`report written to ${writeReport()}`);
     return;
   }
   const run: RunInfo = {
@@ -128,11 +148,12 @@ async function main(): Promise<void> {
   } finally {
     removeTempDir(work);
   }
+  if (options.report) console.log(`\nreport written to ${writeReport()}`);
   if (failed) process.exitCode = 1;
 }
 
 /** Reads bench/results/<suite>.json if a run left one. */
-export function readSuiteResult(suite: string): (SuiteResult & { run: RunInfo }) | undefined {
+export function readSuiteResult(suite: SuiteName): (SuiteResult & { run: RunInfo }) | undefined {
   try {
     return JSON.parse(readFileSync(join(RESULTS_DIR, `${suite}.json`), "utf8")) as SuiteResult & {
       run: RunInfo;

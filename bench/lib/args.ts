@@ -24,7 +24,9 @@ export interface BenchOptions {
   users: number;
   /** Write docs/performance.md from the results (default true). */
   report: boolean;
-  /** Only print the plan. */
+  /** Only rewrite docs/performance.md from the result files already in bench/results/. */
+  reportOnly: boolean;
+  /** Only print the usage. */
   help: boolean;
 }
 
@@ -38,6 +40,7 @@ export const DEFAULT_OPTIONS: BenchOptions = {
   growthUsers: [1_000, 10_000, 100_000],
   users: 100_000,
   report: true,
+  reportOnly: false,
   help: false,
 };
 
@@ -51,6 +54,7 @@ export const USAGE = `usage: npm run bench -- [flags]
   --users N            directory size for the socketmap comparison (default 100000)
   --growth-users LIST  directory sizes for the growth curves (default 1000,10000,100000)
   --no-report          do not rewrite docs/performance.md
+  --report-only        only rewrite docs/performance.md from bench/results/*.json
   --help               this text`;
 
 const VALUE_FLAGS = new Set([
@@ -99,6 +103,10 @@ export function parseBenchArgs(argv: readonly string[]): ParsedOptions {
     const flag = argv[index]!;
     if (flag === "--help" || flag === "-h") {
       options.help = true;
+      continue;
+    }
+    if (flag === "--report-only") {
+      options.reportOnly = true;
       continue;
     }
     if (flag === "--no-report") {

@@ -43,3 +43,10 @@ export function describeMachine(): MachineDescription {
     loadAverageAtStart: Number(load),
   };
 }
+
+/** Stored with each suite's results: where, when and how it was measured. */
+export interface RunInfo {
+  machine: MachineDescription;
+  command: string;
+  date: string;
+}

@@ -47,7 +47,7 @@ export async function socketmapSuite(context: SuiteContext): Promise<SuiteResult
     .map((item) => item.key)
     .slice(
       0,
-      Math.min(SOCKETMAP_POOL_SIZE, Math.max(2_000, Math.round((options.durationMs / 1000) * 8_000))),
+      Math.min(SOCKETMAP_POOL_SIZE, Math.max(2_000, Math.round((options.durationMs / 1000) * 4_000))),
     );
 
   const outcome = await runComparison(

@@ -65,3 +65,87 @@ export function verifydSocketmapTarget(options: VerifydTargetOptions): TargetDes
     },
   };
 }
+
+export interface VerifydDictTargetOptions {
+  /** Internal-view snapshot (the dict answers homes, uids and password hashes). */
+  snapshotPath: string;
+  /** A login the snapshot holds, looked up until userdb answers. */
+  knownLogin: string;
+  name?: string;
+  pool: string;
+}
+
+/** Asks one dict lookup on a fresh connection; true when it is answered found. */
+async function dictAnswers(socketPath: string, login: string): Promise<boolean> {
+  const { connect } = await import("node:net");
+  return new Promise((resolve) => {
+    const socket = connect(socketPath);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve(false);
+    }, 5_000);
+    let reply = "";
+    socket.on("connect", () => socket.write(`H3\t2\t0\t\tauth\nLshared/userdb/${login}\t${login}\n`));
+    socket.on("data", (chunk: Buffer) => {
+      reply += chunk.toString();
+      if (!reply.includes("\n")) return;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(reply.startsWith("O"));
+    });
+    socket.on("error", () => {
+      clearTimeout(timer);
+      resolve(false);
+    });
+  });
+}
+
+/** verifyd's Dovecot userdb/passdb dict ([verifyd.dovecot]) on a UNIX socket, internal snapshot. */
+export function verifydDictTarget(options: VerifydDictTargetOptions): TargetDescriptor {
+  return {
+    name: options.name ?? "verifyd",
+    description:
+      "emailng verifyd [verifyd.dovecot] dict on a UNIX socket (dict name auth, username login, internal snapshot), log level warn",
+    role: "daemon",
+    protocol: "dict",
+    transport: "unix",
+    pool: options.pool,
+    async start({ work }) {
+      const socketPath = join(work, "verifyd.sock");
+      const dictPath = join(work, "verifyd-dict.sock");
+      const configPath = join(work, "emailng.toml");
+      writeFileSync(
+        configPath,
+        [
+          "[log]",
+          'level = "warn"',
+          "[snapshot]",
+          `path = "${options.snapshotPath}"`,
+          'max_age = "30d"',
+          "[verifyd]",
+          "[[verifyd.listen]]",
+          `unix = "${socketPath}"`,
+          "[verifyd.dovecot]",
+          'username = "login"',
+          "uid = 5000",
+          "gid = 5000",
+          'home = "/var/vmail/%d/%n"',
+          'mail_location = "maildir:~/Maildir"',
+          "[[verifyd.dovecot.listen]]",
+          `unix = "${dictPath}"`,
+          "",
+        ].join("\n"),
+      );
+      return startChildServer({
+        name: "verifyd (dict)",
+        file: process.execPath,
+        args: [CLI_PATH, "verifyd", "--config", configPath],
+        logPath: join(work, "verifyd.log"),
+        endpoint: { path: dictPath },
+        startTimeoutMs: 180_000,
+        ready: () => dictAnswers(dictPath, options.knownLogin),
+        spec: { dictName: "auth" },
+      });
+    },
+  };
+}

@@ -8,7 +8,7 @@
  * The same LDIF is what the private slapd of the LDAP anchor loads, so
  * every target answers for the very same addresses.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { DomainSet } from "../../core/directory/model.js";
 import { writeSnapshot } from "../../core/directory/snapshot-store.js";
@@ -42,7 +42,10 @@ export interface WorkloadDirectory {
   groups: number;
   /** Generated people and groups only (load after the sample directory). */
   ldifPath: string;
+  /** Relay view (no homes, uids or password hashes): what the socketmap side reads. */
   snapshotPath: string;
+  /** Internal view (homes, uids, password hashes): what the Dovecot dict side reads. */
+  internalSnapshotPath: string;
   snapshotBytes: number;
   keys: DirectoryKeys;
   buildMs: number;
@@ -69,6 +72,12 @@ export async function buildWorkloadDirectory(work: string, users: number): Promi
     view: "relay",
     sources: [{ name: "ldap", users: directory.users.length, groups: directory.groups.length, skipped: 0 }],
   });
+  const internalSnapshotPath = join(work, `snapshot-${users}-internal.sqlite`);
+  writeSnapshot(internalSnapshotPath, directory, {
+    version: 1,
+    view: "internal",
+    sources: [{ name: "ldap", users: directory.users.length, groups: directory.groups.length, skipped: 0 }],
+  });
   const keys: DirectoryKeys = { primaries: [], alternates: [], logins: [], inactive: [], groups: [] };
   for (const user of directory.users) {
     if (user.status !== "active") {
@@ -82,12 +91,12 @@ export async function buildWorkloadDirectory(work: string, users: number): Promi
   }
   for (const group of directory.groups)
     if (group.status === "active" && group.addresses[0] !== undefined) keys.groups.push(group.addresses[0]);
-  const { statSync } = await import("node:fs");
   return {
     users: directory.users.length,
     groups: directory.groups.length,
     ldifPath: generated.path,
     snapshotPath,
+    internalSnapshotPath,
     snapshotBytes: statSync(snapshotPath).size,
     keys,
     buildMs: Date.now() - started,

@@ -1,0 +1,515 @@
+/**
+ * Builds docs/performance.md and its SVG charts from the result files in
+ * bench/results/ — only numbers that a run measured, each section saying
+ * when, on what machine and with which command it was measured (suites can
+ * be run alone, so sections may come from different runs). Pure: results in,
+ * Markdown and SVG text out; bench/run.ts writes the files.
+ */
+import type { RunInfo } from "../lib/machine.js";
+import { formatCount, formatMicros, formatPercent } from "../lib/stats.js";
+import type { SummaryRow } from "../lib/summary.js";
+import { markdownTable } from "../lib/table.js";
+import type { SuiteResult } from "../suites/suite.js";
+import { type ChartSeries, lineChart } from "./svg-chart.js";
+
+export type StoredResult = SuiteResult & { run: RunInfo };
+
+export interface ReportInput {
+  socketmap?: StoredResult;
+  dict?: StoredResult;
+  policy?: StoredResult;
+  growth?: StoredResult;
+}
+
+export interface RenderedReport {
+  markdown: string;
+  /** Chart file name (in bench/results/charts/) → SVG text. */
+  charts: Record<string, string>;
+}
+
+/** Where docs/performance.md finds the charts. */
+export const CHART_LINK_PREFIX = "../bench/results/charts/";
+
+const GOALS = {
+  socketmapRatio: 0.8,
+  socketmapP99Us: 2_000,
+  rssMbAt100k: 150,
+  dictPerSecond: 20_000,
+};
+
+function rowsTable(rows: readonly SummaryRow[]): string {
+  return markdownTable(
+    [
+      "target",
+      "connections",
+      "requests/s (median)",
+      "min–max",
+      "of ceiling",
+      "p50",
+      "p90",
+      "p99",
+      "p99.9",
+      "server RSS",
+      "server CPU / request",
+      "errors",
+    ],
+    rows.map((row) => [
+      row.row,
+      String(row.connections),
+      formatCount(row.requestsPerSecond),
+      `${formatCount(row.requestsPerSecondMin)}–${formatCount(row.requestsPerSecondMax)}`,
+      row.role === "ceiling" ? "(ceiling)" : formatPercent(row.ratioToCeiling),
+      formatMicros(row.p50Us),
+      formatMicros(row.p90Us),
+      formatMicros(row.p99Us),
+      formatMicros(row.p999Us),
+      `${row.maxRssMb.toFixed(0)} MB`,
+      formatMicros(row.cpuUsPerRequest),
+      String(row.errors),
+    ]),
+  );
+}
+
+function statusLine(rows: readonly SummaryRow[]): string {
+  const lines = rows
+    .filter((row) => row.role !== "ceiling")
+    .filter((row, index, all) => all.findIndex((other) => other.row === row.row) === index)
+    .map((row) => {
+      const merged: Record<string, number> = {};
+      for (const other of rows.filter((candidate) => candidate.row === row.row)) {
+        for (const [status, count] of Object.entries(other.statuses))
+          merged[status] = (merged[status] ?? 0) + count;
+      }
+      const total = Object.values(merged).reduce((sum, count) => sum + count, 0);
+      const shares = Object.entries(merged)
+        .sort((a, b) => b[1] - a[1])
+        .map(([status, count]) => `${status} ${formatPercent(count / total)}`)
+        .join(", ");
+      return `- ${row.row}: ${shares}`;
+    });
+  return lines.length === 0
+    ? ""
+    : `Answers seen (all repetitions and concurrencies):\n\n${lines.join("\n")}\n`;
+}
+
+function throughputChart(title: string, rows: readonly SummaryRow[]): string {
+  const concurrency = [...new Set(rows.map((row) => row.connections))].sort((a, b) => a - b);
+  const names = [...new Set(rows.map((row) => row.row))];
+  const series: ChartSeries[] = names.map((name) => {
+    const role = rows.find((row) => row.row === name)?.role;
+    return {
+      name,
+      dashed: role !== "daemon",
+      values: concurrency.map(
+        (connections) =>
+          rows.find((row) => row.row === name && row.connections === connections)?.requestsPerSecond ?? null,
+      ),
+    };
+  });
+  return lineChart({
+    title,
+    categories: concurrency.map(String),
+    xLabel: "concurrent connections",
+    yLabel: "requests per second (median)",
+    series,
+  });
+}
+
+function latencyChart(title: string, result: StoredResult, connections: number): string {
+  const points = [50, 90, 99, 99.9, 99.99];
+  const names = [
+    ...new Set(result.measurements.filter((m) => m.connections === connections).map((m) => m.row)),
+  ];
+  const series: ChartSeries[] = names.map((name) => {
+    const runs = result.measurements.filter((m) => m.row === name && m.connections === connections);
+    return {
+      name,
+      dashed: runs[0]?.role !== "daemon",
+      values: points.map((percentile) => {
+        const values = runs
+          .map((m) => m.result.percentilesUs.find(([p]) => p === percentile)?.[1])
+          .filter((value): value is number => typeof value === "number" && Number.isFinite(value))
+          .sort((a, b) => a - b);
+        return values.length === 0 ? null : values[Math.floor(values.length / 2)]! / 1000;
+      }),
+    };
+  });
+  return lineChart({
+    title,
+    categories: points.map((p) => `p${p}`),
+    xLabel: "percentile",
+    yLabel: "latency, ms (median of repetitions)",
+    yScale: "log",
+    series,
+  });
+}
+
+function provenance(result: StoredResult): string {
+  const m = result.run.machine;
+  const s = result.settings;
+  return (
+    `Measured ${result.startedAt.slice(0, 16).replace("T", " ")} UTC with \`${result.run.command}\` ` +
+    `(${s.repetitions} repetitions, ${s.warmupMs / 1000} s warm-up + ${s.durationMs / 1000} s per run, at most ${formatCount(s.maxRequests)} requests per run) ` +
+    `on ${m.cpuModel}, ${m.cores} cores, Node ${m.node}; load average ${m.loadAverageAtStart} at the start of the run.`
+  );
+}
+
+function targetsList(result: StoredResult): string {
+  const lines = result.targets.map(
+    (target) =>
+      `- **${target.name}** (${target.role}): ${target.description}. Started in ${formatCount(target.startMs)} ms, idle RSS ${target.idleRssMb.toFixed(0)} MB.`,
+  );
+  const failures = result.failures.map(
+    (failure) => `- **${failure.target}: not measured** — ${failure.error.split("\n")[0]}`,
+  );
+  return [...lines, ...failures].join("\n");
+}
+
+function comparisonSection(
+  heading: string,
+  intro: string,
+  key: string,
+  result: StoredResult,
+  charts: Record<string, string>,
+): string {
+  const maxConnections = Math.max(...result.settings.concurrency);
+  charts[`${key}-throughput.svg`] = throughputChart(`${heading}: throughput`, result.summary);
+  charts[`${key}-latency.svg`] = latencyChart(
+    `${heading}: latency at ${maxConnections} connections`,
+    result,
+    maxConnections,
+  );
+  return [
+    `## ${heading}`,
+    "",
+    intro,
+    "",
+    provenance(result),
+    "",
+    rowsTable(result.summary),
+    "",
+    `![${heading} throughput](${CHART_LINK_PREFIX}${key}-throughput.svg)`,
+    `![${heading} latency](${CHART_LINK_PREFIX}${key}-latency.svg)`,
+    "",
+    "Targets:",
+    "",
+    targetsList(result),
+    "",
+    statusLine(result.summary),
+    result.notes.map((note) => `- ${note}`).join("\n"),
+    "",
+  ].join("\n");
+}
+
+interface PostmapSummary {
+  processes: number;
+  requestsPerSecond: number;
+  keys: number;
+  repetitions: number;
+}
+
+function postmapTable(result: StoredResult): string {
+  const postmap = (result.extra["postmap"] as { summary?: PostmapSummary[] } | undefined)?.summary;
+  if (postmap === undefined || postmap.length === 0) return "";
+  const ceiling = (connections: number) =>
+    result.summary.find((row) => row.role === "ceiling" && row.connections === connections)
+      ?.requestsPerSecond ?? Number.NaN;
+  return [
+    "Postfix's own LDAP client, `postmap -q - ldap:…` with the same filter, as many processes as connections (throughput only):",
+    "",
+    markdownTable(
+      ["processes", "keys per run", "lookups/s (median)", "of ceiling", "runs"],
+      postmap.map((run) => [
+        String(run.processes),
+        formatCount(run.keys),
+        formatCount(run.requestsPerSecond),
+        formatPercent(run.requestsPerSecond / ceiling(run.processes)),
+        String(run.repetitions),
+      ]),
+    ),
+    "",
+  ].join("\n");
+}
+
+function goalsSection(input: ReportInput): string {
+  const rows: string[][] = [];
+  const socketmap = input.socketmap;
+  if (socketmap !== undefined) {
+    const connections = Math.max(...socketmap.settings.concurrency);
+    const users = (socketmap.extra["directory"] as { users?: number } | undefined)?.users ?? 0;
+    const verifyd = socketmap.summary.find(
+      (row) => row.row === "verifyd recipient" && row.connections === connections,
+    );
+    const ceiling = socketmap.summary.find(
+      (row) => row.role === "ceiling" && row.connections === connections,
+    );
+    if (verifyd !== undefined && ceiling !== undefined) {
+      const met = (ok: boolean) => (ok ? "yes" : "**no**");
+      rows.push([
+        `verifyd socketmap throughput at ${connections} connections`,
+        `≥ ${formatPercent(GOALS.socketmapRatio)} of the ceiling`,
+        `${formatCount(verifyd.requestsPerSecond)}/s = ${formatPercent(verifyd.ratioToCeiling)} of ${formatCount(ceiling.requestsPerSecond)}/s`,
+        met(verifyd.ratioToCeiling >= GOALS.socketmapRatio),
+      ]);
+      rows.push([
+        `verifyd socketmap p99 at ${connections} connections`,
+        `≤ ${formatMicros(GOALS.socketmapP99Us)}`,
+        `${formatMicros(verifyd.p99Us)} (ceiling ${formatMicros(ceiling.p99Us)})`,
+        met(verifyd.p99Us <= GOALS.socketmapP99Us),
+      ]);
+      rows.push([
+        `verifyd RSS, ${formatCount(users)} users`,
+        `≤ ${GOALS.rssMbAt100k} MB with 100,000 users`,
+        `${verifyd.maxRssMb.toFixed(0)} MB under load (peak ${verifyd.peakRssMb.toFixed(0)} MB including snapshot loading)`,
+        users >= 100_000 ? met(verifyd.maxRssMb <= GOALS.rssMbAt100k) : "(run with --users 100000)",
+      ]);
+      const slapd = socketmap.summary.find(
+        (row) => row.target.startsWith("slapd") && row.connections === connections,
+      );
+      if (slapd !== undefined) {
+        rows.push([
+          `verifyd vs slapd searched directly at ${connections} connections`,
+          "(issue 4 expects > 2.5×)",
+          `${(verifyd.requestsPerSecond / slapd.requestsPerSecond).toFixed(1)}× (${formatCount(slapd.requestsPerSecond)}/s)`,
+          verifyd.requestsPerSecond / slapd.requestsPerSecond > 2.5 ? "yes" : "**no**",
+        ]);
+      }
+    }
+  }
+  const dict = input.dict;
+  if (dict !== undefined) {
+    const connections = Math.max(...dict.settings.concurrency);
+    const verifyd = dict.summary.find((row) => row.role === "daemon" && row.connections === connections);
+    if (verifyd !== undefined) {
+      rows.push([
+        `verifyd dict userdb/passdb at ${connections} connections`,
+        `≥ ${formatCount(GOALS.dictPerSecond)}/s`,
+        `${formatCount(verifyd.requestsPerSecond)}/s (${formatPercent(verifyd.ratioToCeiling)} of the ceiling), p99 ${formatMicros(verifyd.p99Us)}`,
+        verifyd.requestsPerSecond >= GOALS.dictPerSecond ? "yes" : "**no**",
+      ]);
+    }
+  }
+  if (rows.length === 0) return "";
+  return [
+    "## Against the targets of the issues",
+    "",
+    markdownTable(["what", "target", "measured (median)", "met"], rows),
+    "",
+  ].join("\n");
+}
+
+interface GrowthPoint {
+  users: number;
+  groups: number;
+  snapshotBytes: number;
+  target: string;
+  startMs: number | null;
+  idleRssMb: number | null;
+}
+
+interface SyncPoint {
+  users: number;
+  seconds: number;
+  peakRssMb: number;
+  slapaddSeconds: number;
+}
+
+function growthSection(result: StoredResult, charts: Record<string, string>): string {
+  const points = (result.extra["points"] as GrowthPoint[] | undefined) ?? [];
+  const sync = (result.extra["sync"] as SyncPoint[] | undefined) ?? [];
+  const connections = Number(result.extra["connections"]);
+  const rowOf = (point: GrowthPoint) => result.summary.find((row) => row.row === point.target);
+  const ceiling = result.summary.find((row) => row.role === "ceiling");
+  const categories = points.map((point) => formatCount(point.users));
+  charts["growth-throughput.svg"] = lineChart({
+    title: `verifyd socketmap at ${connections} connections by directory size`,
+    categories,
+    xLabel: "users in the snapshot",
+    yLabel: "requests per second (median)",
+    series: [
+      { name: "verifyd recipient", values: points.map((point) => rowOf(point)?.requestsPerSecond ?? null) },
+      {
+        name: "do-nothing (ceiling)",
+        dashed: true,
+        values: points.map(() => ceiling?.requestsPerSecond ?? null),
+      },
+    ],
+  });
+  charts["growth-latency-memory.svg"] = lineChart({
+    title: "verifyd p99 latency and memory by directory size",
+    categories,
+    xLabel: "users in the snapshot",
+    yLabel: "p99 (ms) / RSS (MB) / start (s)",
+    yScale: "log",
+    series: [
+      { name: "p99, ms", values: points.map((point) => (rowOf(point)?.p99Us ?? Number.NaN) / 1000) },
+      { name: "RSS under load, MB", values: points.map((point) => rowOf(point)?.maxRssMb ?? null) },
+      {
+        name: "start until answering, s",
+        values: points.map((point) => (point.startMs ?? Number.NaN) / 1000),
+      },
+    ],
+  });
+  if (sync.length > 0) {
+    charts["growth-sync.svg"] = lineChart({
+      title: "emailng sync run (first publish) by directory size",
+      categories: sync.map((point) => formatCount(point.users)),
+      xLabel: "users in LDAP",
+      yLabel: "seconds / MB",
+      yScale: "log",
+      series: [
+        { name: "wall time, s", values: sync.map((point) => point.seconds) },
+        { name: "peak RSS, MB", values: sync.map((point) => point.peakRssMb) },
+      ],
+    });
+  }
+  const table = markdownTable(
+    [
+      "users",
+      "groups",
+      "snapshot file",
+      "start until answering",
+      "idle RSS",
+      "requests/s",
+      "of ceiling",
+      "p99",
+      "RSS under load",
+      "sync run",
+      "sync peak RSS",
+    ],
+    points.map((point) => {
+      const row = rowOf(point);
+      const synced = sync.find((entry) => entry.users === point.users);
+      return [
+        formatCount(point.users),
+        formatCount(point.groups),
+        `${(point.snapshotBytes / 1024 / 1024).toFixed(1)} MB`,
+        point.startMs === null ? "–" : `${(point.startMs / 1000).toFixed(1)} s`,
+        point.idleRssMb === null ? "–" : `${point.idleRssMb.toFixed(0)} MB`,
+        formatCount(row?.requestsPerSecond ?? Number.NaN),
+        formatPercent(row?.ratioToCeiling ?? Number.NaN),
+        formatMicros(row?.p99Us ?? Number.NaN),
+        row === undefined ? "–" : `${row.maxRssMb.toFixed(0)} MB`,
+        synced === undefined ? "–" : `${synced.seconds} s`,
+        synced === undefined ? "–" : `${synced.peakRssMb} MB`,
+      ];
+    }),
+  );
+  return [
+    "## How cost grows with the directory",
+    "",
+    provenance(result),
+    "",
+    table,
+    "",
+    `Ceiling in the same sitting: ${formatCount(ceiling?.requestsPerSecond ?? Number.NaN)}/s at ${connections} connections.`,
+    "",
+    "![throughput by size](../bench/results/charts/growth-throughput.svg)",
+    "![latency and memory by size](../bench/results/charts/growth-latency-memory.svg)",
+    sync.length > 0 ? "![sync time by size](../bench/results/charts/growth-sync.svg)" : "",
+    "",
+    result.failures
+      .map((failure) => `- **${failure.target}: not measured** — ${failure.error.split("\n")[0]}`)
+      .join("\n"),
+    result.notes.map((note) => `- ${note}`).join("\n"),
+    "",
+  ].join("\n");
+}
+
+export function renderReport(input: ReportInput): RenderedReport {
+  const charts: Record<string, string> = {};
+  const sections: string[] = [];
+  const results = Object.values(input).filter((result): result is StoredResult => result !== undefined);
+  const machine = results[0]?.run.machine;
+  sections.push(
+    "# Performance",
+    "",
+    "Written by `npm run bench` (bench/run.ts) from the result files in `bench/results/`; do not edit by hand.",
+    "Every figure below was measured by the run its section names; nothing is estimated or carried over.",
+    "",
+  );
+  if (machine !== undefined) {
+    sections.push(
+      "## Machine",
+      "",
+      markdownTable(
+        ["", ""],
+        [
+          ["CPU", `${machine.cpuModel}, ${machine.cores} cores`],
+          ["memory", `${machine.memoryGb} GB`],
+          ["system", `${machine.os}, Linux ${machine.kernel}`],
+          ["Node", machine.node],
+        ],
+      ),
+      "",
+      "The machine is shared: other work may have run during a measurement. Rows of one table were measured interleaved (every target in turn, for each repetition and concurrency), so a disturbance hits them alike, and the tables show medians.",
+      "",
+    );
+  }
+  sections.push(
+    "## Method",
+    "",
+    "- The server under test runs as its own process; the load generator (bench/load/generate.ts) is another process, one per measurement, so the generator's CPU and memory are not the server's and the server's RSS and CPU time are read from `/proc/<pid>` (summed over its process tree).",
+    "- Each connection sends one request, waits for the complete reply and sends the next at once — how Postfix and Dovecot use these servers — on UNIX sockets (or 127.0.0.1 where a target only listens on TCP).",
+    "- Requests come from a pool drawn beforehand with Zipf popularity (exponent 1) from a realistic mix, the same pool for every target of a table.",
+    "- After an unrecorded warm-up, each request's time from write to complete reply goes into an HDR histogram (microseconds, 3 significant digits); latency therefore includes the generator's own queueing, identically for every target.",
+    "- *of ceiling* divides a row's median throughput by the median of the do-nothing server for the same protocol, transport and concurrency in the same sitting. The do-nothing server frames requests and answers a constant; it is the most this generator, Node and this machine allow.",
+    "- *server RSS* is the largest resident set sampled every 250 ms during the run; *server CPU / request* is the server's CPU time divided by the requests it answered.",
+    "",
+  );
+  const goals = goalsSection(input);
+  if (goals !== "") sections.push(goals);
+  if (input.socketmap !== undefined) {
+    sections.push(
+      comparisonSection(
+        "Postfix socketmap: verifyd",
+        "verifyd's `recipient` and `alias` maps answered from the snapshot, against the do-nothing socketmap server and against Postfix asking LDAP directly.",
+        "socketmap",
+        input.socketmap,
+        charts,
+      ),
+      postmapTable(input.socketmap),
+    );
+  }
+  if (input.dict !== undefined) {
+    sections.push(
+      comparisonSection(
+        "Dovecot dict: verifyd userdb and passdb",
+        "verifyd's Dovecot 2.3 dict (passdb/userdb `driver = dict`) against the do-nothing dict server.",
+        "dict",
+        input.dict,
+        charts,
+      ),
+    );
+  }
+  if (input.policy !== undefined) {
+    sections.push(
+      comparisonSection(
+        "Postfix policy delegation",
+        "Policy servers a site would run (from Debian's packages) and emailng's, against the do-nothing policy server, all driven with the same RCPT requests.",
+        "policy",
+        input.policy,
+        charts,
+      ),
+    );
+  }
+  if (input.growth !== undefined) sections.push(growthSection(input.growth, charts));
+  const commands = [...new Set(results.map((result) => result.run.command))];
+  sections.push(
+    "## Reproduce",
+    "",
+    "On Debian 12 with Node 20, from a checkout (as root, so the bench can `apt-get install` the anchors it lacks: postfwd, postgrey, policyd-rate-limit, postfix-ldap; slapd, Postfix and Dovecot as for the tests):",
+    "",
+    "```sh",
+    "npm ci",
+    "npm run bench                  # every suite, about half an hour",
+    ...commands
+      .filter((command) => command !== "npm run bench")
+      .map((command) => `${command}   # as run for this report`),
+    "```",
+    "",
+    "`npm run bench -- --help` lists the flags (`--only`, `--duration`, `--repetitions`, `--concurrency`, `--users`, `--growth-users`). Raw results, every repetition with its full percentile list and status counts: `bench/results/<suite>.json`.",
+    "",
+  );
+  return { markdown: `${sections.join("\n").replace(/\n{3,}/g, "\n\n")}`, charts };
+}
