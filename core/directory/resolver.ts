@@ -53,7 +53,11 @@ export class Resolver {
   readonly options: ResolverOptions;
   /** The domains of the directory this resolver was built from. */
   readonly domains: DomainSet;
-  private readonly byAddress = new Map<string, Claim[]>();
+  /**
+   * Address → its claim, or its claims when several entries claim it (rare):
+   * one array per address would cost more memory than the rest of the index.
+   */
+  private readonly byAddress = new Map<string, Claim | Claim[]>();
   private readonly usersByLogin = new Map<string, DirectoryUser>();
   private readonly groupsByName = new Map<string, DirectoryGroup>();
   private readonly servedDomains = new Map<string, "primary" | "alias" | "virtual">();
@@ -74,23 +78,31 @@ export class Resolver {
     for (const user of directory.users) {
       this.usersByLogin.set(user.login.toLowerCase(), user);
       const own = new Set([user.primaryAddress, ...user.alternateAddresses]);
-      for (const address of own) this.claim(address, { kind: "user", user });
+      const claim: Claim = { kind: "user", user };
+      for (const address of own) this.claim(address, claim);
     }
     for (const group of directory.groups) {
       this.groupsByName.set(group.name.toLowerCase(), group);
-      for (const address of new Set(group.addresses)) this.claim(address, { kind: "group", group });
+      const claim: Claim = { kind: "group", group };
+      for (const address of new Set(group.addresses)) this.claim(address, claim);
     }
   }
 
   private claim(address: string, claim: Claim): void {
-    const list = this.byAddress.get(address);
-    if (list === undefined) this.byAddress.set(address, [claim]);
-    else list.push(claim);
+    const existing = this.byAddress.get(address);
+    if (existing === undefined) this.byAddress.set(address, claim);
+    else if (Array.isArray(existing)) existing.push(claim);
+    else this.byAddress.set(address, [existing, claim]);
+  }
+
+  private claimsOf(address: string): Claim[] | undefined {
+    const found = this.byAddress.get(address);
+    return found === undefined ? undefined : Array.isArray(found) ? found : [found];
   }
 
   /** Every address some entry claims, with its claims (for exports and conflict reports). */
-  claimedAddresses(): IterableIterator<[string, Claim[]]> {
-    return this.byAddress.entries();
+  *claimedAddresses(): IterableIterator<[string, Claim[]]> {
+    for (const [address, found] of this.byAddress) yield [address, Array.isArray(found) ? found : [found]];
   }
 
   /** Every user, in directory order (Dovecot's userdb iteration). */
@@ -133,15 +145,15 @@ export class Resolver {
     domainKind: "primary" | "alias" | "virtual",
   ): { key: string; claims: Claim[] } | null {
     if (domainKind !== "alias") {
-      const claims = this.byAddress.get(key);
+      const claims = this.claimsOf(key);
       return claims === undefined ? null : { key, claims };
     }
     // An alias domain carries users' alternate addresses only: the
     // lastname.firstname form at the university-wide domain.
     const rewritten = `${splitAddress(key).local}@${this.primaryDomain}`;
-    const claims = this.byAddress
-      .get(rewritten)
-      ?.filter((claim) => claim.kind === "user" && claim.user.alternateAddresses.includes(rewritten));
+    const claims = this.claimsOf(rewritten)?.filter(
+      (claim) => claim.kind === "user" && claim.user.alternateAddresses.includes(rewritten),
+    );
     return claims === undefined || claims.length === 0 ? null : { key: rewritten, claims };
   }
 

@@ -1,10 +1,18 @@
+import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import type { Directory } from "./model.js";
-import { contentHash, readSnapshot, readSnapshotMeta, relayView, writeSnapshot } from "./snapshot-store.js";
+import {
+  canonicalDirectory,
+  contentHash,
+  readSnapshot,
+  readSnapshotMeta,
+  relayView,
+  writeSnapshot,
+} from "./snapshot-store.js";
 
 const dir = mkdtempSync(join(tmpdir(), "emailng-snapshot-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -68,6 +76,15 @@ describe("snapshot store", () => {
     });
     expect(loaded.directory).toEqual(directory);
     expect(readSnapshotMeta(path)).toEqual(meta);
+  });
+
+  it("hashes piece by piece exactly the bytes of the canonical JSON (hashes of existing snapshots still match)", () => {
+    const whole = `sha256:${createHash("sha256").update(canonicalDirectory(directory)).digest("hex")}`;
+    expect(contentHash(directory)).toBe(whole);
+    const empty = { ...directory, users: [], groups: [] };
+    expect(contentHash(empty)).toBe(
+      `sha256:${createHash("sha256").update(canonicalDirectory(empty)).digest("hex")}`,
+    );
   });
 
   it("hashes content, not source order", () => {

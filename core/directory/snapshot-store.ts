@@ -49,15 +49,16 @@ export interface Snapshot {
   directory: Directory;
 }
 
+const byKey =
+  <T>(key: (item: T) => string) =>
+  (a: T, b: T) =>
+    key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0;
+
 /**
  * Canonical JSON of a directory: entries sorted by key and fields in a fixed
  * order, so the hash ignores source order and how an object was built.
  */
 export function canonicalDirectory(directory: Directory): string {
-  const byKey =
-    <T>(key: (item: T) => string) =>
-    (a: T, b: T) =>
-      key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0;
   const users = [...directory.users].sort(byKey((u: DirectoryUser) => u.login)).map(canonicalUser);
   const groups = [...directory.groups].sort(byKey((g: DirectoryGroup) => g.name)).map(canonicalGroup);
   const { primary, aliasDomains, virtualDomains } = directory.domains;
@@ -99,7 +100,23 @@ function canonicalGroup(g: DirectoryGroup): unknown[] {
 }
 
 export function contentHash(directory: Directory): string {
-  return `sha256:${createHash("sha256").update(canonicalDirectory(directory)).digest("hex")}`;
+  // The bytes of canonicalDirectory, fed piece by piece: a 100,000-user
+  // directory would otherwise be one string of tens of megabytes (and its
+  // intermediate arrays) just to be hashed, doubling a daemon's peak memory.
+  const hash = createHash("sha256");
+  const { primary, aliasDomains, virtualDomains } = directory.domains;
+  hash.update(`{"domains":${JSON.stringify([primary, aliasDomains, virtualDomains])},"users":[`);
+  const users = [...directory.users].sort(byKey((u: DirectoryUser) => u.login));
+  users.forEach((user, index) => {
+    hash.update(`${index === 0 ? "" : ","}${JSON.stringify(canonicalUser(user))}`);
+  });
+  hash.update('],"groups":[');
+  const groups = [...directory.groups].sort(byKey((g: DirectoryGroup) => g.name));
+  groups.forEach((group, index) => {
+    hash.update(`${index === 0 ? "" : ","}${JSON.stringify(canonicalGroup(group))}`);
+  });
+  hash.update("]}");
+  return `sha256:${hash.digest("hex")}`;
 }
 
 /**
@@ -285,8 +302,25 @@ export function readSnapshot(path: string): Snapshot {
     const meta = JSON.parse(metaRow.value) as SnapshotMeta;
     if (meta.format !== snapshotFormat)
       throw new Error(`${path}: snapshot format ${meta.format} is not supported`);
-    const users = (db.prepare("SELECT * FROM users").all() as UserRecord[]).map(userFromRecord);
-    const groups = (db.prepare("SELECT * FROM groups").all() as GroupRecord[]).map(groupFromRecord);
+    // Row by row: all rows at once would hold every record twice while converting.
+    // Values repeated across rows (category, mail host, member logins) share
+    // one string instead of one copy per row: a tenth of a 100,000-user heap.
+    const strings = new Map<string, string>();
+    const intern = (text: string): string => {
+      const known = strings.get(text);
+      if (known !== undefined) return known;
+      strings.set(text, text);
+      return text;
+    };
+    const users: DirectoryUser[] = [];
+    for (const row of db.prepare("SELECT * FROM users").iterate() as IterableIterator<UserRecord>) {
+      users.push(userFromRecord(row, intern));
+    }
+    const groups: DirectoryGroup[] = [];
+    for (const row of db.prepare("SELECT * FROM groups").iterate() as IterableIterator<GroupRecord>) {
+      groups.push(groupFromRecord(row, intern));
+    }
+    strings.clear();
     const directory: Directory = { domains: JSON.parse(domainsRow.value) as DomainSet, users, groups };
     const actual = contentHash(directory);
     if (actual !== meta.contentHash) {
@@ -298,9 +332,9 @@ export function readSnapshot(path: string): Snapshot {
   }
 }
 
-function userFromRecord(row: UserRecord): DirectoryUser {
+function userFromRecord(row: UserRecord, intern: (text: string) => string): DirectoryUser {
   const user: DirectoryUser = {
-    login: row.login,
+    login: intern(row.login),
     source: row.source,
     primaryAddress: row.primary_address,
     alternateAddresses: JSON.parse(row.alternate_addresses) as string[],
@@ -309,24 +343,24 @@ function userFromRecord(row: UserRecord): DirectoryUser {
     status: row.status === "inactive" ? "inactive" : "active",
   };
   // Optional fields are set only when present, as the sources build them.
-  if (row.category !== null) user.category = row.category;
+  if (row.category !== null) user.category = intern(row.category);
   if (row.home !== null) user.home = row.home;
   if (row.uid_number !== null) user.uidNumber = row.uid_number;
   if (row.gid_number !== null) user.gidNumber = row.gid_number;
   if (row.mail_location !== null) user.mailLocation = row.mail_location;
   if (row.alternate_storage !== null) user.alternateStorage = row.alternate_storage;
-  if (row.mail_host !== null) user.mailHost = row.mail_host;
+  if (row.mail_host !== null) user.mailHost = intern(row.mail_host);
   if (row.password_hash !== null) user.passwordHash = row.password_hash;
   return user;
 }
 
-function groupFromRecord(row: GroupRecord): DirectoryGroup {
+function groupFromRecord(row: GroupRecord, intern: (text: string) => string): DirectoryGroup {
   return {
-    name: row.name,
+    name: intern(row.name),
     source: row.source,
     addresses: JSON.parse(row.addresses) as string[],
-    memberLogins: JSON.parse(row.member_logins) as string[],
-    memberGroups: JSON.parse(row.member_groups) as string[],
+    memberLogins: (JSON.parse(row.member_logins) as string[]).map(intern),
+    memberGroups: (JSON.parse(row.member_groups) as string[]).map(intern),
     memberAddresses: JSON.parse(row.member_addresses) as string[],
     posting: row.posting === null ? null : (JSON.parse(row.posting) as DirectoryGroup["posting"]),
     status: row.status === "inactive" ? "inactive" : "active",
