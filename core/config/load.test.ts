@@ -72,7 +72,7 @@ describe("the example configuration", () => {
     for (const line of (await readFile(examplePath, "utf8")).split("\n")) {
       const header = /^(?:# )?\[\[?([a-z_.]+)\]\]?\s*$/.exec(line);
       if (header) table = header[1]!;
-      const key = /^(?:# )?([a-z_]+) = /.exec(line);
+      const key = /^(?:# )?([a-z][a-z0-9_]*) = /.exec(line);
       if (key) keys.add(`${table}.${key[1]}`);
     }
     return keys;
@@ -93,7 +93,7 @@ describe("the example configuration", () => {
     const lines = (await readFile(examplePath, "utf8")).split("\n");
     const topLevelKeys = lines
       .map((line, index) => ({ line, index }))
-      .filter(({ line }) => /^[a-z_]+ = /.test(line));
+      .filter(({ line }) => /^[a-z][a-z0-9_]* = /.test(line));
     for (const { line, index } of topLevelKeys) {
       if (/^(unix|mode|group|tcp|allow|systemd) = /.test(line)) continue; // documented once, in the daemon block
       expect(lines[index - 1], `comment above: ${line}`).toMatch(/^# /);
