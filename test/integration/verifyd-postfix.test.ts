@@ -104,6 +104,9 @@ snapshot_check_interval = "5m"
 unix = "${socketPath}"
 mode = "0660"
 group = "postfix"
+[[verifyd.listen]]
+tcp = "127.0.0.1:0"
+allow = ["127.0.0.1/32"]
 `);
     if (!config.ok) throw new Error(JSON.stringify(config.errors));
     verifyd = await startVerifyd(config.config, pino({ level: "silent" }), { processMetrics: false });
@@ -218,6 +221,18 @@ group = "postfix"
       expect(result.code).not.toBe(0);
       expect(result.stdout).toBe("");
       expect(result.stderr).toMatch(/temporary error: address claimed by more than one directory entry/);
+    });
+
+    it("answers the same over TCP (socketmap:inet:, for Postfix on another host)", async () => {
+      const tcp = verifyd.addresses().find((address) => address.kind === "tcp");
+      if (tcp === undefined || tcp.kind !== "tcp") throw new Error("no TCP listener bound");
+      const table = (map: string) => `socketmap:inet:127.0.0.1:${tcp.port}:${map}`;
+      const found = await postfix.postmap(["-q", "smith.john@cs.example.org", table("alias")]);
+      expect(found.code, found.stderr).toBe(0);
+      expect(found.stdout).toBe("jsmith@cs.example.org\n");
+      const unknown = await postfix.postmap(["-q", "nobody@cs.example.org", table("recipient")]);
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).not.toMatch(/warning|fatal/);
     });
 
     it("an unknown map name is a permanent error", async () => {
