@@ -10,7 +10,7 @@ import { buildCli } from "../../cli/build-cli.js";
 import { makeTempDir, removeTempDir, requireBinary, runCommand } from "../harness/process.js";
 
 const UNITS = resolve(fileURLToPath(new URL("../../deploy/systemd/", import.meta.url)));
-const unitNames = readdirSync(UNITS).filter((name) => /\.(service|timer)$/.test(name));
+const unitNames = readdirSync(UNITS).filter((name) => /\.(service|timer|socket)$/.test(name));
 const work = makeTempDir("emailng-units-");
 afterAll(() => removeTempDir(work));
 
