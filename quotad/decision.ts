@@ -253,6 +253,17 @@ export function graceBytesFor(limitBytes: number, grace: QuotaGrace): number {
   return grace.kind === "bytes" ? grace.bytes : Math.floor((limitBytes * grace.percent) / 100);
 }
 
+/** One mailbox on its own (`quota explain` prints each mailbox of a tree). */
+export function checkMailboxTarget(
+  target: Extract<Target, { kind: "mailbox" }>,
+  readings: UsageReadings,
+  size: number,
+  now: number,
+  settings: QuotaSettings,
+): MailboxCheck {
+  return checkMailbox(target, { readings, size, now, settings, checked: [] });
+}
+
 function checkMailbox(target: Extract<Target, { kind: "mailbox" }>, context: Evaluation): MailboxCheck {
   const { settings, now } = context;
   const usage = target.username === null ? null : (context.readings.get(target.username) ?? null);

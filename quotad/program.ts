@@ -82,6 +82,7 @@ import type { BoundAddress } from "../core/net/listeners.js";
 import { dictProtocol, policyProtocol } from "../core/net/protocol-definitions.js";
 import { createProtocolServer, type ProtocolServer } from "../core/net/server.js";
 import { installShutdownHandlers } from "../core/net/signals.js";
+import { QUOTA_COMMANDS } from "./commands.js";
 import type { QuotaDecisionKind } from "./decision.js";
 import { quotaFeedSessions } from "./feed-session.js";
 import { quotaPolicySessions } from "./policy-session.js";
@@ -315,4 +316,4 @@ export const quotadProgram: ProgramDefinition = {
   },
 };
 
-export const QUOTAD_PROGRAMS: readonly ProgramDefinition[] = [quotadProgram];
+export const QUOTAD_PROGRAMS: readonly ProgramDefinition[] = [quotadProgram, ...QUOTA_COMMANDS];

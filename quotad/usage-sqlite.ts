@@ -53,6 +53,8 @@ export class SqliteUsageStore implements UsageStore {
   ) {
     const created = !existsSync(path);
     if (options.readonly === true) {
+      if (created)
+        throw new Error(`no usage file at ${path} (quotad has not run yet, or quotad.usage.path is wrong)`);
       this.db = new Database(path, { readonly: true, fileMustExist: true });
     } else {
       this.db = new Database(path);
