@@ -14,8 +14,9 @@
  * burst detection, answering HOLD when the login trips it.
  *
  * A check in shadow mode is decided and reported but answers DUNNO. A store
- * failure gives the failure answer of the checks that needed the store
- * (DEFER_IF_PERMIT if any enforced one says so, else DUNNO).
+ * failure gives the failure answer of the checks that needed the store:
+ * DEFER_IF_PERMIT if any enforced one says so; with DUNNO the failed check
+ * is skipped and the following checks still run.
  */
 import type { Resolver } from "../core/directory/resolver.js";
 import type { PolicyAction } from "../core/protocols/policy-reply.js";
@@ -110,6 +111,34 @@ function failureAnswer(actions: readonly FailureAction[], reason: string, events
   return finish(reply, { kind: "store_failed", action, reason }, events);
 }
 
+/**
+ * A store failure in one check: DEFER_IF_PERMIT ends the decision at once;
+ * DUNNO means "this check does not apply now" and the next checks still run
+ * (the failure is remembered for the outcome).
+ */
+function storeFailed(
+  actions: readonly FailureAction[],
+  error: unknown,
+  events: CheckEvent[],
+  degraded: { reason: string | null },
+): Decision | null {
+  if (actions.includes("DEFER_IF_PERMIT")) return failureAnswer(actions, reasonOf(error), events);
+  degraded.reason ??= reasonOf(error);
+  return null;
+}
+
+/** The final answer of a request that met no refusal: DUNNO, noted as a store failure if one was skipped. */
+function accepted(events: CheckEvent[], degraded: { reason: string | null }, outcome: Outcome): Decision {
+  if (degraded.reason !== null) {
+    return finish(
+      { action: "DUNNO" },
+      { kind: "store_failed", action: "DUNNO", reason: degraded.reason },
+      events,
+    );
+  }
+  return finish({ action: "DUNNO" }, outcome, events);
+}
+
 function reasonOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -170,14 +199,21 @@ async function decideRcpt(facts: RequestFacts, deps: DecisionDependencies): Prom
 
   const principal = principalOf(facts, deps);
   const burst = settings.burst;
+  const degraded = { reason: null as string | null };
   let heldAction: PolicyAction | null = null;
   if (burst.enabled && facts.login !== null) {
-    let hold: HoldRecord | null;
+    let hold: HoldRecord | null = null;
     try {
       hold = await store.hold(facts.login);
     } catch (error) {
       events.push({ check: "hold", name: "", result: "store_failed", mode: burst.mode });
-      return failureAnswer(burst.mode === "enforce" ? [settings.failureAction] : [], reasonOf(error), events);
+      const ended = storeFailed(
+        burst.mode === "enforce" ? [settings.failureAction] : [],
+        error,
+        events,
+        degraded,
+      );
+      if (ended !== null) return ended;
     }
     if (hold !== null) {
       events.push({ check: "hold", name: "", result: "held", mode: burst.mode });
@@ -187,8 +223,8 @@ async function decideRcpt(facts: RequestFacts, deps: DecisionDependencies): Prom
 
   const transaction = facts.instance === null ? undefined : deps.transactions.get(facts.instance, now);
   const checks = planRcptChecks(settings, facts, principal, transaction?.recipients ?? []);
+  let readings: Awaited<ReturnType<PolicyStore["readCounters"]>> | null = null;
   if (checks.length > 0) {
-    let readings: Awaited<ReturnType<PolicyStore["readCounters"]>>;
     try {
       readings = await store.readCounters(checks, now);
     } catch (error) {
@@ -196,8 +232,11 @@ async function decideRcpt(facts: RequestFacts, deps: DecisionDependencies): Prom
       for (const rule of rules) {
         events.push({ check: "rate_limit", name: rule.name, result: "store_failed", mode: rule.mode });
       }
-      return failureAnswer(enforcedFailureActions(rules), reasonOf(error), events);
+      const ended = storeFailed(enforcedFailureActions(rules), error, events, degraded);
+      if (ended !== null) return ended;
     }
+  }
+  if (readings !== null) {
     let refusal: Decision | null = null;
     for (const verdict of judgeLimits(checks, readings)) {
       const { rule } = verdict;
@@ -232,19 +271,23 @@ async function decideRcpt(facts: RequestFacts, deps: DecisionDependencies): Prom
   const greylist = settings.greylist;
   const applicability = greylistApplicability(greylist, facts);
   if (applicability.applies) {
-    let decision: Awaited<ReturnType<PolicyStore["greylist"]>>;
+    let decision: Awaited<ReturnType<PolicyStore["greylist"]>> | null;
     try {
       decision = await store.greylist(applicability.query, now, greylist);
     } catch (error) {
       events.push({ check: "greylist", name: "", result: "store_failed", mode: greylist.mode });
-      return failureAnswer(
+      const ended = storeFailed(
         greylist.mode === "enforce" ? [settings.failureAction] : [],
-        reasonOf(error),
+        error,
         events,
+        degraded,
       );
+      if (ended !== null) return ended;
+      decision = null;
     }
-    events.push({ check: "greylist", name: "", result: decision.kind, mode: greylist.mode });
-    if (greylist.mode === "enforce") {
+    if (decision !== null)
+      events.push({ check: "greylist", name: "", result: decision.kind, mode: greylist.mode });
+    if (decision !== null && greylist.mode === "enforce") {
       if (decision.kind === "deferred") {
         return finish(
           { action: "DEFER_IF_PERMIT", text: greylist.message },
@@ -267,7 +310,7 @@ async function decideRcpt(facts: RequestFacts, deps: DecisionDependencies): Prom
   }
 
   remember(facts, deps, now);
-  return finish({ action: "DUNNO" }, { kind: "accepted" }, events);
+  return accepted(events, degraded, { kind: "accepted" });
 }
 
 function alreadyPrepended(facts: RequestFacts, deps: DecisionDependencies, now: number): boolean {
@@ -298,38 +341,48 @@ async function decideEndOfMessage(facts: RequestFacts, deps: DecisionDependencie
 
   // Without an instance nothing can be de-duplicated; such a request cannot come from Postfix.
   const transactionId = facts.instance ?? `anonymous-${process.pid}-${++anonymousTransactions}`;
-  let charged: boolean;
+  const degraded = { reason: null as string | null };
+  // Unknown when the store failed: burst figures are then still tried (they cannot be de-duplicated).
+  let charged = true;
   try {
     charged = await store.chargeCounters(transactionId, charges, now, settings.transactionTimeoutMs);
+    for (const rule of new Set(charges.map((charge) => charge.rule))) {
+      events.push({
+        check: "charge",
+        name: rule.name,
+        result: charged ? "charged" : "duplicate",
+        mode: rule.mode,
+      });
+    }
   } catch (error) {
     const rules = new Set(charges.map((charge) => charge.rule));
-    for (const rule of rules)
+    for (const rule of rules) {
       events.push({ check: "charge", name: rule.name, result: "store_failed", mode: rule.mode });
-    return failureAnswer(enforcedFailureActions(rules), reasonOf(error), events);
-  }
-  for (const rule of new Set(charges.map((charge) => charge.rule))) {
-    events.push({
-      check: "charge",
-      name: rule.name,
-      result: charged ? "charged" : "duplicate",
-      mode: rule.mode,
-    });
+    }
+    const ended = storeFailed(enforcedFailureActions(rules), error, events, degraded);
+    if (ended !== null) return ended;
   }
   const chargedOutcome: Outcome = { kind: "charged", counters: charges.length, duplicate: !charged };
-  if (!watchBurst || facts.login === null) return finish({ action: "DUNNO" }, chargedOutcome, events);
+  if (!watchBurst || facts.login === null) return accepted(events, degraded, chargedOutcome);
 
   if (!charged) {
     // A resent END-OF-MESSAGE: counted already; only the hold still matters.
-    let hold: HoldRecord | null;
+    let hold: HoldRecord | null = null;
     try {
       hold = await store.hold(facts.login);
     } catch (error) {
-      return failureAnswer(burst.mode === "enforce" ? [settings.failureAction] : [], reasonOf(error), events);
+      const ended = storeFailed(
+        burst.mode === "enforce" ? [settings.failureAction] : [],
+        error,
+        events,
+        degraded,
+      );
+      if (ended !== null) return ended;
     }
     if (hold !== null && burst.mode === "enforce") {
       return finish({ action: "HOLD", text: burst.message }, { kind: "held", login: facts.login }, events);
     }
-    return finish({ action: "DUNNO" }, chargedOutcome, events);
+    return accepted(events, degraded, chargedOutcome);
   }
 
   const addresses = transaction?.recipients ?? (facts.recipient === null ? [] : [facts.recipient]);
@@ -342,11 +395,17 @@ async function decideEndOfMessage(facts: RequestFacts, deps: DecisionDependencie
     );
   } catch (error) {
     events.push({ check: "burst", name: "", result: "store_failed", mode: burst.mode });
-    return failureAnswer(burst.mode === "enforce" ? [settings.failureAction] : [], reasonOf(error), events);
+    const ended = storeFailed(
+      burst.mode === "enforce" ? [settings.failureAction] : [],
+      error,
+      events,
+      degraded,
+    );
+    return ended ?? accepted(events, degraded, chargedOutcome);
   }
   if (result.kind === "normal") {
     events.push({ check: "burst", name: "", result: "normal", mode: burst.mode });
-    return finish({ action: "DUNNO" }, chargedOutcome, events);
+    return accepted(events, degraded, chargedOutcome);
   }
   events.push({ check: "burst", name: "", result: result.newlyHeld ? "held_now" : "held", mode: burst.mode });
   const alert = result.newlyHeld ? { hold: result.hold, trigger: result.trigger } : null;

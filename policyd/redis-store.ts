@@ -282,5 +282,20 @@ export async function openRedisStore(settings: RedisSettings, log: Logger): Prom
     if (down) log.info("redis connection back");
     down = false;
   });
+  // Wait for the first connection (bounded by connect_timeout) so that the
+  // first requests after start do not all meet the failure answer.
+  if (redis.status !== "ready") {
+    const ready = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => finish(false), settings.connect_timeout);
+      const onReady = () => finish(true);
+      function finish(value: boolean) {
+        clearTimeout(timer);
+        redis.off("ready", onReady);
+        resolve(value);
+      }
+      redis.once("ready", onReady);
+    });
+    if (!ready) log.warn("redis not reachable at start; answering the failure policy until it is");
+  }
   return new RedisStore(redis, settings.key_prefix);
 }
