@@ -26,7 +26,7 @@ const now = () => clock;
 const daemons: Quotad[] = [];
 const clients: LineClient[] = [];
 
-function config(name: string, extra = "") {
+function config(name: string, extra = "", tables = "") {
   const parsed = parseConfigText(`
 [snapshot]
 path = "${join(dir, "snapshot.sqlite")}"
@@ -39,13 +39,14 @@ path = "${join(dir, `${name}.sqlite`)}"
 ${extra}
 [[quotad.feed.listen]]
 unix = "${join(dir, `${name}.sock`)}"
+${tables}
 `);
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
   return parsed.config;
 }
 
-async function start(name: string, extra = ""): Promise<Quotad> {
-  const quotad = await startQuotad(config(name, extra), pino({ level: "silent" }), {
+async function start(name: string, extra = "", tables = ""): Promise<Quotad> {
+  const quotad = await startQuotad(config(name, extra, tables), pino({ level: "silent" }), {
     processMetrics: false,
     now,
   });
@@ -326,6 +327,33 @@ describe("persistence and failures", () => {
       messages: 3,
       updatedAt: clock,
     });
+  });
+
+  it("counts applied and refused commits and decisions in its metrics", async () => {
+    const quotad = await start("metrics", "", '[quotad.metrics]\nlisten = "127.0.0.1:0"');
+    const client = await dict(quotad);
+    await send(
+      client,
+      [
+        HELLO,
+        "B1\tgina@example.test",
+        "S1\tpriv/quota/storage\t5",
+        "C1",
+        "B2\tgina@example.test",
+        "A2\tpriv/quota/storage\t5",
+        "C2",
+      ],
+      2,
+    );
+    const address = quotad.metricsAddress;
+    if (address === null) throw new Error("no metrics endpoint");
+    const text = await (await fetch(`http://${address.host}:${address.port}/metrics`)).text();
+    expect(text).toMatch(/^emailng_quotad_usage_updates_total\{outcome="applied",program="quotad"\} 1$/m);
+    expect(text).toMatch(/^emailng_quotad_usage_updates_total\{outcome="refused",program="quotad"\} 1$/m);
+    expect(text).toMatch(/^emailng_quotad_usage_records\{program="quotad"\} 1$/m);
+    expect(text).toMatch(/^emailng_quotad_usage_update_seconds_count\{program="quotad"\} 1$/m);
+    expect(text).toMatch(/^emailng_quotad_decisions_total\{decision="over-quota",program="quotad"\} 0$/m);
+    expect(text).toMatch(/^emailng_snapshot_version\{program="quotad"\} 1$/m);
   });
 
   it("answers a commit failure, not a success, when the store is down", async () => {
