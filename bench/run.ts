@@ -21,6 +21,7 @@ import { textTable } from "./lib/table.js";
 import { type ReportInput, renderReport } from "./report/performance-report.js";
 import { dictSuite } from "./suites/dict.js";
 import { growthSuite } from "./suites/growth.js";
+import { policySuite } from "./suites/policy.js";
 import { socketmapSuite } from "./suites/socketmap.js";
 import type { SuiteContext, SuiteResult } from "./suites/suite.js";
 import { REPOSITORY_ROOT } from "./targets/target.js";
@@ -31,6 +32,7 @@ export const RESULTS_DIR = join(REPOSITORY_ROOT, "bench/results");
 const SUITE_RUNNERS: Partial<Record<SuiteName, (context: SuiteContext) => Promise<SuiteResult>>> = {
   socketmap: socketmapSuite,
   dict: dictSuite,
+  policy: policySuite,
   growth: growthSuite,
 };
 
