@@ -16,9 +16,11 @@
  * A check in shadow mode is decided and reported but answers DUNNO. A store
  * failure gives the failure answer of the checks that needed the store:
  * DEFER_IF_PERMIT if any enforced one says so; with DUNNO the failed check
- * is skipped and the following checks still run.
+ * is skipped and the following checks still run. Any other exception is a
+ * bug: it propagates, and the server answers the fail-safe DEFER_IF_PERMIT.
  */
 import type { Resolver } from "../core/directory/resolver.js";
+import { TransientError } from "../core/errors.js";
 import type { PolicyAction } from "../core/protocols/policy-reply.js";
 import type { BurstTrigger, HoldRecord } from "./burst.js";
 import { classOf, principalLogin } from "./classes.js";
@@ -122,6 +124,8 @@ function storeFailed(
   events: CheckEvent[],
   degraded: { reason: string | null },
 ): Decision | null {
+  // Only a backend failure is the store's; anything else is a bug, answered by the fail-safe.
+  if (!(error instanceof TransientError)) throw error;
   if (actions.includes("DEFER_IF_PERMIT")) return failureAnswer(actions, reasonOf(error), events);
   degraded.reason ??= reasonOf(error);
   return null;

@@ -124,7 +124,7 @@ export function compilePolicy(config: DeepReadonly<Config>): CompileResult {
   const policyd = config.policyd;
   const errors: PolicyConfigIssue[] = [];
   const classNames = new Set(policyd.classes.map((entry) => entry.name));
-  const knownClasses = [...classNames].join(", ") || "none defined";
+  const knownClasses = [...classNames].join(", ") || "none yet";
   const checkClass = (name: string, path: string) => {
     if (!classNames.has(name)) {
       errors.push({

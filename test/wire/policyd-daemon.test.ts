@@ -18,7 +18,7 @@ import { buildCli } from "../../cli/build-cli.js";
 import { encodePolicyRequest } from "../../core/protocols/policy.js";
 import { askPolicyd } from "../../policyd/admin-commands.js";
 import { MemoryStore } from "../../policyd/memory-store.js";
-import { type Policyd, startPolicyd } from "../../policyd/program.js";
+import { type Policyd, policydProgram, startPolicyd } from "../../policyd/program.js";
 import type { PolicyStore } from "../../policyd/store.js";
 import { loadVectorFile } from "../harness/vectors.js";
 import { connectLineClient, type LineClient } from "./net-fixtures.js";
@@ -318,6 +318,29 @@ min_distinct_recipients = 100
     expect(await reply(client)).toBe("action=DUNNO");
   });
 
+  it("counts every check per rule and outcome in the metrics", async () => {
+    const { policyd, socket } = await start(`${LOGIN_MESSAGES}\n[policyd.metrics]\nlisten = "127.0.0.1:0"\n`);
+    const client = await connect(socket);
+    const base = { sasl_username: "alice", recipient: "x@example.test" };
+    client.send(request({ ...base, instance: "m.1" }));
+    expect(await reply(client)).toBe("action=DUNNO");
+    client.send(
+      request({ ...base, instance: "m.1", protocol_state: "END-OF-MESSAGE", recipient_count: "1" }),
+    );
+    expect(await reply(client)).toBe("action=DUNNO");
+    client.send(request({ ...base, instance: "m.2" }));
+    expect(await reply(client)).toMatch(/^action=450 /);
+    const address = policyd.metricsAddress;
+    if (address === null) throw new Error("no metrics endpoint");
+    const text = await (await fetch(`http://${address.host}:${address.port}/metrics`)).text();
+    const series = (labels: string) =>
+      new RegExp(`emailng_policyd_checks_total\\{${labels},program="policyd"\\} (\\d+)`).exec(text)?.[1];
+    expect(series('check="rate_limit",name="login-messages",result="pass",mode="enforce"')).toBe("1");
+    expect(series('check="rate_limit",name="login-messages",result="defer",mode="enforce"')).toBe("1");
+    expect(series('check="charge",name="login-messages",result="charged",mode="enforce"')).toBe("1");
+    expect(text).toMatch(/emailng_policyd_outcomes_total\{outcome="rate_limited",program="policyd"\} 1/);
+  });
+
   it("keeps counters across a restart (write-behind to SQLite)", async () => {
     const dir = mkdtempSync(join(root, "restart-"));
     const first = await start(LOGIN_MESSAGES, { dir });
@@ -337,5 +360,76 @@ min_distinct_recipients = 100
     client = await connect(second.socket);
     client.send(request({ ...base, instance: "p.2" }));
     expect(await reply(client)).toMatch(/^action=450 /);
+  });
+});
+
+describe("emailng policyd", () => {
+  it("runs from the command line, reloads its rules on SIGHUP (refusing an invalid file) and stops on SIGTERM", async () => {
+    const dir = mkdtempSync(join(root, "cli-"));
+    const configPath = join(dir, "emailng.toml");
+    writeFileSync(configPath, configText(dir, LOGIN_MESSAGES));
+    const output: string[] = [];
+    const cli = buildCli({
+      programs: [policydProgram],
+      io: { out: (text) => output.push(text), err: (text) => output.push(text) },
+    });
+    const running = cli.parseAsync(["node", "emailng", "policyd", "--config", configPath]);
+    let failed: unknown;
+    running.catch((error: unknown) => {
+      failed = error;
+    });
+    // The admin socket opens last: once it answers, the signal handlers are installed.
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      if (failed !== undefined || Date.now() > deadline) {
+        throw new Error(
+          `policyd did not start: ${String(failed ?? "no admin socket after 20 s")}\n${output.join("")}`,
+        );
+      }
+      const answer = await askPolicyd(join(dir, "admin.sock"), "explain", "alice").catch(() => undefined);
+      if (answer?.ok) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const client = await connect(join(dir, "policyd.sock"));
+    const base = { sasl_username: "alice", recipient: "x@example.test" };
+    const charge = async (instance: string) => {
+      client.send(request({ ...base, instance }));
+      expect(await reply(client)).toBe("action=DUNNO");
+      client.send(request({ ...base, instance, protocol_state: "END-OF-MESSAGE", recipient_count: "1" }));
+      expect(await reply(client)).toBe("action=DUNNO");
+    };
+    const check = async () => {
+      client.send(request({ ...base, instance: "probe" }));
+      return reply(client);
+    };
+    await charge("c.1");
+    expect(await check()).toMatch(/^action=450 /);
+
+    writeFileSync(configPath, configText(dir, LOGIN_MESSAGES.replace("limit = 1", "limit = 2")));
+    const reloadDeadline = Date.now() + 20_000;
+    let answer = "";
+    while (answer !== "action=DUNNO") {
+      if (Date.now() > reloadDeadline) throw new Error(`still answering "${answer}" 20 s after SIGHUP`);
+      process.kill(process.pid, "SIGHUP");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      answer = await check();
+    }
+    await charge("c.2");
+    expect(await check()).toMatch(/^action=450 /);
+
+    // An invalid file (a class nobody defined) is refused: the limit of 2 stays, not 5.
+    writeFileSync(
+      configPath,
+      configText(dir, LOGIN_MESSAGES.replace("limit = 1", "limit = 5\nclass_limits = { ghost = 9 }")),
+    );
+    process.kill(process.pid, "SIGHUP");
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(await check()).toMatch(/^action=450 /);
+
+    process.kill(process.pid, "SIGTERM");
+    await running;
+    await expect(
+      connectLineClient({ path: join(dir, "policyd.sock") }).then((c) => c.nextLine(1000)),
+    ).rejects.toThrow();
   });
 });
