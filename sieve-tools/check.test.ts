@@ -334,12 +334,18 @@ describe("checkScript: bounded on hostile input", () => {
         `if header :contains "subject" "topic ${index}" { set "n" "${index}"; fileinto "F/\${n}"; }`,
       );
     }
-    const script = lines.join("\n");
-    const started = performance.now();
-    const result = checkScript(script);
-    const elapsed = performance.now() - started;
-    expect(result.valid).toBe(true);
-    // The target is 100 ms; the bound here leaves room for a busy CI machine.
-    expect(elapsed).toBeLessThan(1000);
+    const script = new TextEncoder().encode(lines.join("\n"));
+    // CPU time of the best of a few runs: the machine running the tests is shared.
+    let best = Number.POSITIVE_INFINITY;
+    for (let run = 0; run < 5; run += 1) {
+      const before = process.cpuUsage();
+      const result = checkScript(script);
+      const used = process.cpuUsage(before);
+      best = Math.min(best, (used.user + used.system) / 1000);
+      expect(result.valid).toBe(true);
+    }
+    console.info(`10,000-line script (${script.length} bytes) checked in ${best.toFixed(1)} ms of CPU`);
+    // The target is 100 ms on an idle machine; this bound leaves room for a busy one.
+    expect(best).toBeLessThan(500);
   });
 });

@@ -137,18 +137,15 @@ export class Lexer {
   private fail(at: Position, message: string): Token {
     this.sink.error(at, message);
     this.failed = true;
-    return { kind: "eof", text: "", ...this.position() };
+    return { kind: "eof", text: "", line: this.line, column: this.column };
   }
 
   /** The next token; `eof` at the end or after an error (then `failed` is set). */
   next(): Token {
-    if (this.failed) return { kind: "eof", text: "", ...this.position() };
+    if (this.failed) return { kind: "eof", text: "", line: this.line, column: this.column };
     for (;;) {
+      this.skipWhitespace();
       const c = this.peek();
-      if (c === " " || c === "\t" || c === "\r" || c === "\n") {
-        this.advance();
-        continue;
-      }
       if (c === "#") {
         this.skipHashComment();
         continue;
@@ -164,17 +161,17 @@ export class Lexer {
     }
     const start = this.position();
     const c = this.peek();
-    if (c === "") return { kind: "eof", text: "", ...start };
+    if (c === "") return { kind: "eof", text: "", line: start.line, column: start.column };
     if ("[](){},;".includes(c)) {
       this.advance();
-      return { kind: c as TokenKind, text: c, ...start };
+      return { kind: c as TokenKind, text: c, line: start.line, column: start.column };
     }
     if (c === '"') return this.quotedString(start);
     if (isDigit(c)) return this.numberToken(start);
     if (c === ":") {
       this.advance();
       if (!isAlpha(this.peek())) return this.fail(start, "a tag needs a name right after ':' (e.g. :is)");
-      return { kind: "tag", text: this.identifierText(), ...start };
+      return { kind: "tag", text: this.identifierText(), line: start.line, column: start.column };
     }
     if (isAlpha(c)) {
       const name = this.identifierText();
@@ -182,16 +179,59 @@ export class Lexer {
         this.advance();
         return this.multilineString(start);
       }
-      return { kind: "identifier", text: name, ...start };
+      return { kind: "identifier", text: name, line: start.line, column: start.column };
     }
     const shown = c.charCodeAt(0) < 0x20 ? `0x${c.charCodeAt(0).toString(16).padStart(2, "0")}` : `'${c}'`;
     return this.fail(start, `unexpected character ${shown}`);
   }
 
+  /** SP, HTAB, CR, LF; a tight loop because most of a script is indentation. */
+  private skipWhitespace(): void {
+    const source = this.source;
+    let index = this.index;
+    for (;;) {
+      const code = source.charCodeAt(index);
+      if (code === 0x20 || code === 0x09) {
+        this.column += 1;
+      } else if (code === 0x0a) {
+        this.line += 1;
+        this.column = 1;
+      } else if (code === 0x0d) {
+        if (source.charCodeAt(index + 1) !== 0x0a) {
+          this.line += 1;
+          this.column = 1;
+        }
+      } else {
+        break;
+      }
+      index += 1;
+    }
+    this.index = index;
+  }
+
   private identifierText(): string {
+    const source = this.source;
     const begin = this.index;
-    while (isAlpha(this.peek()) || isDigit(this.peek())) this.advance();
-    return this.source.slice(begin, this.index);
+    let index = begin;
+    for (;;) {
+      const code = source.charCodeAt(index);
+      const wordChar =
+        (code >= 0x61 && code <= 0x7a) ||
+        (code >= 0x41 && code <= 0x5a) ||
+        (code >= 0x30 && code <= 0x39) ||
+        code === 0x5f;
+      if (!wordChar) break;
+      index += 1;
+    }
+    // Identifiers are ASCII: one column per unit.
+    this.column += index - begin;
+    this.index = index;
+    return source.slice(begin, index);
+  }
+
+  /** Moves to `target`, counting lines and columns on the way. */
+  private moveTo(target: number): void {
+    while (this.index < target) this.advance();
   }
 
   private skipHashComment(): void {
@@ -217,6 +257,13 @@ export class Lexer {
   }
 
   private quotedString(start: Position): Token {
+    // Fast path: no escapes before the closing quote.
+    const close = this.source.indexOf('"', this.index + 1);
+    const text = close < 0 ? "" : this.source.slice(this.index + 1, close);
+    if (close >= 0 && !text.includes("\\")) {
+      this.moveTo(close + 1);
+      return { kind: "string", text, line: start.line, column: start.column };
+    }
     this.advance();
     const parts: string[] = [];
     let begin = this.index;
@@ -241,7 +288,7 @@ export class Lexer {
     }
     parts.push(this.source.slice(begin, this.index));
     this.advance();
-    return { kind: "string", text: parts.join(""), ...start };
+    return { kind: "string", text: parts.join(""), line: start.line, column: start.column };
   }
 
   private multilineString(start: Position): Token {
@@ -311,6 +358,6 @@ export class Lexer {
     if (value > MAX_NUMBER) {
       return this.fail(start, `number is too large (the maximum is ${MAX_NUMBER})`);
     }
-    return { kind: "number", text: digits, number: value, ...start };
+    return { kind: "number", text: digits, number: value, line: start.line, column: start.column };
   }
 }

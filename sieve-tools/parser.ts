@@ -18,6 +18,9 @@ export interface StringArgument extends Position {
   kind: "string";
   value: string;
   multiline: boolean;
+  /** Set by the validator: the value after encoded-character decoding, and whether it references variables. */
+  decoded?: string;
+  hasVariables?: boolean;
 }
 
 export interface StringListArgument extends Position {

@@ -39,29 +39,13 @@ import type { Command } from "commander";
 import { exitWith } from "../cli/io.js";
 import type { ProgramDefinition } from "../cli/programs.js";
 import { checkFiles } from "./check-command.js";
+import { acceptArguments, collect, positional } from "./cli-arguments.js";
 import { extensionSet } from "./extensions.js";
+import { MANAGESIEVE_PROGRAMS, serverExtensions } from "./managesieve-commands.js";
 
-export const EXIT_INVALID = 3;
+export { EXIT_INVALID, EXIT_SERVER } from "./managesieve-commands.js";
 
-const collect = (value: string, previous: string[]) => [...previous, value];
-
-/**
- * cli/programs.ts calls `run` with the options only, so positional
- * arguments (script files, names) are handed over as the option `args`.
- */
-export function acceptArguments(command: Command, usage: string): Command {
-  return command
-    .usage(`[options] ${usage}`)
-    .allowExcessArguments(true)
-    .hook("preAction", (_parent, action) => {
-      action.setOptionValue("args", [...action.args]);
-    });
-}
-
-function positional(options: Readonly<Record<string, unknown>>): string[] {
-  const args = options["args"];
-  return Array.isArray(args) ? args.map(String) : [];
-}
+import { EXIT_INVALID } from "./managesieve-commands.js";
 
 const sieveCheck: ProgramDefinition = {
   name: "sieve check",
@@ -74,7 +58,11 @@ const sieveCheck: ProgramDefinition = {
         collect,
         [],
       )
-      .option("--json", "print the reports as JSON"),
+      .option("--json", "print the reports as JSON")
+      .option("--server", "take the allowed extensions from the ManageSieve server's SIEVE capability")
+      .option("--host <host>", "ManageSieve server for --server (default: sieve.managesieve.host)")
+      .option("--port <port>", "its port (default: sieve.managesieve.port)")
+      .option("--no-starttls", "do not use STARTTLS with --server"),
   async run(context) {
     const { config, options, io } = context;
     const files = positional(options);
@@ -83,7 +71,9 @@ const sieveCheck: ProgramDefinition = {
       exitWith(1, "emailng.usage", "sieve check needs at least one file");
     }
     const requested = options["extensions"] as string[];
-    const set = extensionSet(requested.length > 0 ? requested : config.sieve.extensions);
+    const fromServer = options["server"] === true ? await serverExtensions(context) : null;
+    const set = extensionSet(fromServer ?? (requested.length > 0 ? requested : config.sieve.extensions));
+    if (fromServer !== null) io.err(`extensions from the server: ${fromServer.join(" ")}\n`);
     for (const name of set.unknown) io.err(`warning: unknown Sieve extension '${name}' ignored\n`);
     const reports = checkFiles({
       files,
@@ -99,4 +89,4 @@ const sieveCheck: ProgramDefinition = {
   },
 };
 
-export const SIEVE_PROGRAMS: readonly ProgramDefinition[] = [sieveCheck];
+export const SIEVE_PROGRAMS: readonly ProgramDefinition[] = [sieveCheck, ...MANAGESIEVE_PROGRAMS];

@@ -42,6 +42,7 @@ export interface ValidateOptions {
   includeChain?: readonly string[];
 }
 
+const NO_TAGS: Map<string, UsedTag> = new Map();
 const RELATIONAL_OPERATORS = new Set(["gt", "ge", "lt", "le", "eq", "ne"]);
 const COMPARATORS = new Set(["i;octet", "i;ascii-casemap", "i;ascii-numeric"]);
 
@@ -66,7 +67,6 @@ function argumentName(argument: Argument | undefined): string {
 export class Validator implements ValidationContext {
   private readonly enabledSet = new Set<string>();
   private readonly reportedUnknown = new Set<string>();
-  private readonly decoded = new WeakMap<StringArgument, string>();
   private readonly localVariables = new Set<string>();
   private readonly globalVariables = new Set<string>();
   private readonly required = new Set<string>();
@@ -97,14 +97,16 @@ export class Validator implements ValidationContext {
 
   /** Decoded value (encoded characters), cached, with its problems reported once. */
   private decode(argument: StringArgument): string {
-    const cached = this.decoded.get(argument);
-    if (cached !== undefined) return cached;
+    if (argument.decoded !== undefined) return argument.decoded;
     const value = this.enabled("encoded-character")
       ? decodeEncodedCharacters(argument.value, (problem) => this.error(argument, problem.message))
       : argument.value;
-    this.decoded.set(argument, value);
-    if (this.enabled("variables")) {
-      for (const reference of findVariableReferences(value)) {
+    argument.decoded = value;
+    argument.hasVariables = false;
+    if (this.enabled("variables") && value.includes("${")) {
+      const references = findVariableReferences(value);
+      argument.hasVariables = references.length > 0;
+      for (const reference of references) {
         if (reference.namespace.length > 0) {
           this.warning(
             argument,
@@ -123,8 +125,7 @@ export class Validator implements ValidationContext {
 
   constant(argument: StringArgument): string | null {
     const value = this.decode(argument);
-    if (this.enabled("variables") && findVariableReferences(value).length > 0) return null;
-    return value;
+    return argument.hasVariables === true ? null : value;
   }
 
   assignable(argument: StringArgument, what: string): void {
@@ -367,7 +368,15 @@ export class Validator implements ValidationContext {
   /** Sorts out tags and positional arguments and runs the generic and specific checks. */
   private checkNode(node: TestNode | CommandNode, spec: CommandSpec): CheckedNode | null {
     const what = `the ${spec.name} ${article(spec.kind)}`;
-    const checked: CheckedNode = { node, spec, tags: new Map(), slots: new Map(), positional: [] };
+    const tagged = node.arguments[0]?.kind === "tag";
+    const checked: CheckedNode = {
+      node,
+      spec,
+      // Most nodes have no tags; they share one empty map that is never written.
+      tags: tagged ? new Map() : NO_TAGS,
+      slots: tagged ? new Map() : NO_TAGS,
+      positional: [],
+    };
     let ok = true;
     const args = node.arguments;
     let index = 0;
@@ -429,9 +438,8 @@ export class Validator implements ValidationContext {
       checked.positional.push(argument);
     }
     for (const argument of args) {
-      if (argument.kind === "string" || argument.kind === "string-list") {
-        for (const item of this.items(argument)) this.decode(item);
-      }
+      if (argument.kind === "string") this.decode(argument);
+      else if (argument.kind === "string-list") for (const item of argument.items) this.decode(item);
     }
     if (!this.checkPositional(checked, what)) ok = false;
     if (!this.checkStructure(node, spec, what)) ok = false;
