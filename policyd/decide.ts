@@ -101,6 +101,8 @@ function finish(
 }
 
 function principalOf(facts: RequestFacts, deps: DecisionDependencies): Principal {
+  // The principal only matters for classes; without any, skip the directory lookup.
+  if (deps.settings.classes.length === 0) return { login: facts.login, className: null };
   const login = principalLogin(facts, deps.resolver);
   return { login, className: classOf(login, deps.resolver, deps.settings.classes) };
 }

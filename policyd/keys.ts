@@ -49,6 +49,15 @@ export function parseClientAddress(text: string | undefined): Address | null {
 /** The network of `address` at the prefix for its family, as "network/prefix". */
 export function clientNetwork(address: Address, ipv4Prefix: number, ipv6Prefix: number): string {
   const prefix = address.kind() === "ipv4" ? ipv4Prefix : ipv6Prefix;
+  if (address.kind() === "ipv4") {
+    // The hot path: four octets masked directly.
+    const octets = (address as ipaddr.IPv4).octets;
+    const masked = octets.map((octet, index) => {
+      const bits = Math.min(Math.max(prefix - index * 8, 0), 8);
+      return octet & ((0xff00 >> bits) & 0xff);
+    });
+    return `${masked.join(".")}/${prefix}`;
+  }
   const bytes = address.toByteArray();
   for (let bit = prefix; bit < bytes.length * 8; bit++) {
     const index = bit >> 3;

@@ -150,6 +150,9 @@ export async function startPolicyd(
     name: "emailng_policyd_store_failures_total",
     help: "Decisions answered with the failure action because the store failed.",
   });
+  // Label lookups cost more than the increments: keep one child per series (names come from the rules and lists).
+  const checkSeries = new Map<string, { inc(): void }>();
+  const outcomeSeries = new Map<string, { inc(): void }>();
   alerts.inc(0);
   storeFailures.inc(0);
 
@@ -205,9 +208,21 @@ export async function startPolicyd(
     sessions: policySessions({
       current,
       counted(events, decision) {
-        for (const event of events)
-          checks.inc({ check: event.check, name: event.name, result: event.result, mode: event.mode });
-        outcomes.inc({ outcome: decision.outcome.kind });
+        for (const event of events) {
+          const key = `${event.check}\u0000${event.name}\u0000${event.result}\u0000${event.mode}`;
+          let child = checkSeries.get(key);
+          if (child === undefined) {
+            child = checks.labels(event.check, event.name, event.result, event.mode);
+            checkSeries.set(key, child);
+          }
+          child.inc();
+        }
+        let outcome = outcomeSeries.get(decision.outcome.kind);
+        if (outcome === undefined) {
+          outcome = outcomes.labels(decision.outcome.kind);
+          outcomeSeries.set(decision.outcome.kind, outcome);
+        }
+        outcome.inc();
         if (decision.outcome.kind === "store_failed") storeFailures.inc();
       },
       alert(alert, connectionLog) {
