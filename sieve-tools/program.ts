@@ -3,37 +3,53 @@
  *   emailng sieve — validate, generate, dry-run and upload Sieve scripts
  *
  * SUMMARY
- *   emailng sieve check [--extensions LIST] [--server] [--json] FILE…
+ *   emailng sieve check [--extensions LIST | --server] [--json] FILE…
+ *   emailng sieve render-global [--output FILE]
+ *   emailng sieve vacation|forward|filter --script FILE [options]
+ *   emailng sieve test SCRIPT MESSAGE.eml [--from ADDR] [--to ADDR]
+ *   emailng sieve list | get NAME | put FILE [--activate] | activate NAME | delete NAME | rename OLD NEW
  *
- *   `check` parses and validates scripts against RFC 5228 and the
- *   extensions Dovecot's Pigeonhole ships, with the rules Pigeonhole's
- *   compiler applies, and prints file:line:column diagnostics.
+ *   `check` validates scripts against RFC 5228 and the extensions
+ *   Pigeonhole ships, with the rules Pigeonhole's compiler applies.
+ *   `render-global` writes the global spam-filing script from [sieve.spam].
+ *   `vacation`, `forward` and `filter` change one part of a user's script,
+ *   whose parts are kept between markers so later edits round-trip. `test`
+ *   runs a script against a message and prints the actions. The rest talk
+ *   ManageSieve (RFC 5804) to Dovecot.
  *
  * PROTOCOL
- *   Sieve (RFC 5228 and extensions) on files.
+ *   Sieve (RFC 5228 and extensions) on files; ManageSieve over TCP with
+ *   STARTTLS and AUTHENTICATE PLAIN.
  *     $ emailng sieve check -c emailng.toml rules.sieve
  *     rules.sieve:3:5: error: unknown command 'fileinto': add require "fileinto"
- *     rules.sieve: invalid (1 error(s), 0 warning(s))
+ *     C: PUTSCRIPT "rules" {86+} CRLF <script> CRLF
+ *     S: NO (QUOTA/MAXSIZE) "Script is too large (max 1024 bytes)."
  *
  * SECURITY
- *   Runs as the invoking user and reads only the files named on the command
- *   line and the include directories. Scripts are hostile input: size and
- *   nesting are bounded, nothing in them is executed.
+ *   Runs as the invoking user; reads only the files named on the command
+ *   line, the include directories and the credentials file (refused when
+ *   every user can read it). The password comes from that file or the
+ *   terminal, never from the command line. STARTTLS is required unless
+ *   starttls = false; the server certificate is verified (ca_file). Scripts
+ *   and server replies are hostile input: sizes and nesting are bounded.
  *
  * CONFIGURATION ([sieve], see deploy/emailng.example.toml)
- *   extensions       edits of Dovecot's default extension set ([] = default)
- *   include_dir      personal scripts for `include` ("" = not checked)
- *   global_dir       global scripts for `include :global` ("" = not checked)
- *   max_script_size  bytes, default 1048576 (Dovecot's sieve_max_script_size)
+ *   extensions, include_dir, global_dir, max_script_size (1 MiB);
+ *   [sieve.spam] folder, subject_tags, flag_header, flag_value,
+ *   create_folder, mark_seen, info_header, info_value;
+ *   [sieve.managesieve] host, port (4190), starttls (true), ca_file,
+ *   tls_server_name, credentials_file, timeout (30 s).
  *
  * DIAGNOSTICS
- *   Exit status 0 when every script is valid (warnings allowed), 3 when a
- *   script has errors, 2 for an invalid configuration, 1 for a usage error.
+ *   Exit status 0 success; 1 usage error; 2 invalid configuration; 3 the
+ *   script is invalid (check, put, generators: nothing written); 4 the
+ *   server refused or failed (NO with its response code and what it means,
+ *   BYE, dropped connection, malformed reply, timeout).
  *
  * LIMITS
  *   Scripts up to max_script_size; blocks and tests nested at most 31
- *   levels; includes nested at most 10 levels; at most 200 diagnostics per
- *   script are listed.
+ *   levels; includes at most 10 levels; 200 diagnostics per script; server
+ *   lines 64 KiB, literals 16 MiB; one command at a time per connection.
  */
 import type { Command } from "commander";
 import { exitWith } from "../cli/io.js";
@@ -41,6 +57,7 @@ import type { ProgramDefinition } from "../cli/programs.js";
 import { checkFiles } from "./check-command.js";
 import { acceptArguments, collect, positional } from "./cli-arguments.js";
 import { extensionSet } from "./extensions.js";
+import { GENERATE_PROGRAMS } from "./generate-commands.js";
 import { MANAGESIEVE_PROGRAMS, serverExtensions } from "./managesieve-commands.js";
 
 export { EXIT_INVALID, EXIT_SERVER } from "./managesieve-commands.js";
@@ -89,4 +106,8 @@ const sieveCheck: ProgramDefinition = {
   },
 };
 
-export const SIEVE_PROGRAMS: readonly ProgramDefinition[] = [sieveCheck, ...MANAGESIEVE_PROGRAMS];
+export const SIEVE_PROGRAMS: readonly ProgramDefinition[] = [
+  sieveCheck,
+  ...GENERATE_PROGRAMS,
+  ...MANAGESIEVE_PROGRAMS,
+];
