@@ -1,7 +1,7 @@
 /**
  * Where verifyd spends its time and memory under the socketmap benchmark's
  * load: `npm run bench:build && node dist-bench/bench/profile-verifyd.js
- * [--users 100000] [--connections 50] [--duration 10s] [--heap]`.
+ * [--protocol socketmap|dict] [--users 100000] [--connections 50] [--duration 10s] [--heap]`.
  *
  * First run: verifyd (the compiled CLI) with `node --cpu-prof` on a
  * workload snapshot, driven by the socketmap generator, stopped with SIGTERM
@@ -21,7 +21,7 @@ import { parseDuration } from "./lib/args.js";
 import { measure } from "./lib/measure.js";
 import { CLI_PATH, DIST_BENCH, REPOSITORY_ROOT } from "./targets/target.js";
 import { buildWorkloadDirectory } from "./workload/directory.js";
-import { socketmapPool } from "./workload/pools.js";
+import { dictPool, socketmapPool } from "./workload/pools.js";
 
 function flag(name: string, fallback: string): string {
   const index = process.argv.indexOf(`--${name}`);
@@ -43,13 +43,26 @@ interface CpuProfile {
   timeDeltas: number[];
 }
 
-/** Self time per function and per file, in ms, from a V8 .cpuprofile. */
-export function summarizeCpuProfile(profile: CpuProfile, top = 30): string {
+/**
+ * Self time per function and per file, in ms, from a V8 .cpuprofile; with a
+ * window (monotonic-clock microseconds, the clock V8 stamps samples with and
+ * process.hrtime reads) only the samples taken inside it count, so start-up
+ * and snapshot loading stay out of the load's profile.
+ */
+export function summarizeCpuProfile(
+  profile: CpuProfile,
+  top = 30,
+  window?: { fromUs: number; toUs: number },
+): string {
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   const selfMs = new Map<number, number>();
+  let at = profile.startTime;
   for (let index = 0; index < profile.samples.length; index++) {
     const id = profile.samples[index]!;
-    selfMs.set(id, (selfMs.get(id) ?? 0) + (profile.timeDeltas[index] ?? 0) / 1000);
+    const delta = profile.timeDeltas[index] ?? 0;
+    at += delta;
+    if (window !== undefined && (at < window.fromUs || at > window.toUs)) continue;
+    selfMs.set(id, (selfMs.get(id) ?? 0) + delta / 1000);
   }
   const total = [...selfMs.values()].reduce((sum, ms) => sum + ms, 0);
   const functions = new Map<string, number>();
@@ -120,13 +133,25 @@ async function startProfiled(
   snapshotPath: string,
   knownAddress: string,
   nodeFlags: string[],
-): Promise<{ daemon: ReturnType<typeof startDaemon>; socketPath: string; logPath: string }> {
+  protocol: "socketmap" | "dict",
+): Promise<{
+  daemon: ReturnType<typeof startDaemon>;
+  socketPath: string;
+  loadPath: string;
+  logPath: string;
+}> {
   const socketPath = join(work, `${label}.sock`);
+  const dictPath = join(work, `${label}-dict.sock`);
+  // The dict needs the internal snapshot (homes, uids); the socketmap side reads it as well.
+  const dict =
+    protocol === "dict"
+      ? `[verifyd.dovecot]\nusername = "login"\nuid = 5000\ngid = 5000\nhome = "/var/vmail/%d/%n"\nmail_location = "maildir:~/Maildir"\n[[verifyd.dovecot.listen]]\nunix = "${dictPath}"\n`
+      : "";
   const configPath = join(work, `${label}.toml`);
   const logPath = join(work, `${label}.log`);
   writeFileSync(
     configPath,
-    `[log]\nlevel = "warn"\n[snapshot]\npath = "${snapshotPath}"\nmax_age = "30d"\n[verifyd]\n[[verifyd.listen]]\nunix = "${socketPath}"\n`,
+    `[log]\nlevel = "warn"\n[snapshot]\npath = "${snapshotPath}"\nmax_age = "30d"\n[verifyd]\n[[verifyd.listen]]\nunix = "${socketPath}"\n${dict}`,
   );
   const daemon = startDaemon({
     name: "verifyd",
@@ -151,7 +176,7 @@ async function startProfiled(
       abortIf: () => daemon.exitStatus(),
     },
   );
-  return { daemon, socketPath, logPath };
+  return { daemon, socketPath, loadPath: protocol === "dict" ? dictPath : socketPath, logPath };
 }
 
 async function newestFile(dir: string, suffix: string, timeoutMs: number): Promise<string> {
@@ -177,6 +202,7 @@ async function main(): Promise<void> {
   const connections = Number(flag("connections", "50"));
   const durationMs = parseDuration(flag("duration", "10s")) ?? 10_000;
   const heap = process.argv.includes("--heap");
+  const protocol = flag("protocol", "socketmap") === "dict" ? "dict" : "socketmap";
   const work = makeTempDir("bench-profile");
   const out = join(REPOSITORY_ROOT, "bench/results/profile");
   mkdirSync(out, { recursive: true });
@@ -190,44 +216,72 @@ async function main(): Promise<void> {
     const directory = await buildWorkloadDirectory(work, users);
     const known = directory.keys.primaries[0]!;
     const pool = join(work, "pool.json");
-    writeFileSync(pool, JSON.stringify(socketmapPool(directory.keys, "recipient", 50_000, 4_2001)));
+    writeFileSync(
+      pool,
+      JSON.stringify(
+        protocol === "dict"
+          ? dictPool(directory.keys, 50_000, 9_001)
+          : socketmapPool(directory.keys, "recipient", 50_000, 4_2001),
+      ),
+    );
+    const snapshotPath = protocol === "dict" ? directory.internalSnapshotPath : directory.snapshotPath;
 
     // 1. CPU under load.
     const profileDir = join(work, "cpu");
-    const cpu = await startProfiled(work, "cpu", directory.snapshotPath, known, [
-      "--cpu-prof",
-      `--cpu-prof-dir=${profileDir}`,
-    ]);
+    const cpu = await startProfiled(
+      work,
+      "cpu",
+      snapshotPath,
+      known,
+      ["--cpu-prof", `--cpu-prof-dir=${profileDir}`],
+      protocol,
+    );
+    const nowUs = () => Number(process.hrtime.bigint() / 1000n);
+    // The generator's own warm-up second is load too; its start-up is not.
+    const fromUs = nowUs() + 500_000;
     const { result, server } = await measure(
       {
         pid: cpu.daemon.pid,
-        endpoint: { path: cpu.socketPath },
+        endpoint: { path: cpu.loadPath },
         idleRssMb: 0,
         logPath: cpu.logPath,
         stop: () => cpu.daemon.stop(),
+        spec: { dictName: "auth" },
       },
-      "socketmap",
+      protocol,
       pool,
       connections,
       { warmupMs: 1_000, durationMs, maxRequests: 10_000_000 },
       work,
     );
     say(
-      `${users} users, ${connections} connections, ${durationMs / 1000} s: ${Math.round(result.requestsPerSecond)}/s, p50 ${result.latencyUs.p50} µs, p99 ${result.latencyUs.p99} µs, server CPU ${server.cpuUsPerRequest.toFixed(1)} µs/request, RSS ${server.maxRssMb} MB (profiler on)`,
+      `${protocol}, ${users} users, ${connections} connections, ${durationMs / 1000} s: ${Math.round(result.requestsPerSecond)}/s, p50 ${result.latencyUs.p50} µs, p99 ${result.latencyUs.p99} µs, server CPU ${server.cpuUsPerRequest.toFixed(1)} µs/request, RSS ${server.maxRssMb} MB (profiler on)`,
     );
+    const toUs = nowUs();
     await cpu.daemon.stop(20_000);
     const profilePath = await newestFile(profileDir, ".cpuprofile", 60_000);
-    copyFileSync(profilePath, join(out, "verifyd.cpuprofile"));
-    say(`\n${summarizeCpuProfile(JSON.parse(readFileSync(profilePath, "utf8")) as CpuProfile)}`);
+    copyFileSync(profilePath, join(out, `verifyd-${protocol}.cpuprofile`));
+    const profile = JSON.parse(readFileSync(profilePath, "utf8")) as CpuProfile;
+    say(`\nCPU during the load only:\n${summarizeCpuProfile(profile, 40, { fromUs, toUs })}`);
+    say(
+      `\nCPU over the whole life of the process (start-up and snapshot loading included):\n${summarizeCpuProfile(profile, 15)}`,
+    );
 
     // 2. Memory of the loaded, idle daemon.
     const probe = join(DIST_BENCH, "profile/memory-probe.js");
-    const memory = await startProfiled(work, "memory", directory.snapshotPath, known, [
-      "--expose-gc",
-      "--import",
-      pathToFileURL(probe).href,
-      ...(heap ? ["--heapsnapshot-signal=SIGUSR1", `--diagnostic-dir=${work}`] : []),
-    ]);
+    const memory = await startProfiled(
+      work,
+      "memory",
+      snapshotPath,
+      known,
+      [
+        "--expose-gc",
+        "--import",
+        pathToFileURL(probe).href,
+        ...(heap ? ["--heapsnapshot-signal=SIGUSR1", `--diagnostic-dir=${work}`] : []),
+      ],
+      protocol,
+    );
     try {
       await new Promise((resolve) => setTimeout(resolve, 2_000));
       process.kill(memory.daemon.pid, "SIGUSR2");
@@ -246,14 +300,14 @@ async function main(): Promise<void> {
       say(`\nmemory of the loaded, idle daemon (MB):\n${JSON.stringify(probed, null, 1)}`);
       if (heap) {
         process.kill(memory.daemon.pid, "SIGUSR1");
-        const snapshotPath = await newestFile(work, ".heapsnapshot", 180_000);
-        copyFileSync(snapshotPath, join(out, "verifyd.heapsnapshot"));
-        say(`\n${summarizeHeapSnapshot(JSON.parse(readFileSync(snapshotPath, "utf8")) as HeapSnapshot)}`);
+        const heapPath = await newestFile(work, ".heapsnapshot", 180_000);
+        copyFileSync(heapPath, join(out, `verifyd-${protocol}.heapsnapshot`));
+        say(`\n${summarizeHeapSnapshot(JSON.parse(readFileSync(heapPath, "utf8")) as HeapSnapshot)}`);
       }
     } finally {
       await memory.daemon.stop(20_000);
     }
-    writeFileSync(join(out, "verifyd-profile.txt"), `${report.join("\n")}\n`);
+    writeFileSync(join(out, `verifyd-${protocol}-profile.txt`), `${report.join("\n")}\n`);
     console.log("\nwritten to bench/results/profile/");
   } finally {
     removeTempDir(work);

@@ -43,6 +43,15 @@ export function writeReport(): string {
     const result = readSuiteResult(suite);
     if (result !== undefined) input[suite] = result;
   }
+  const profileDir = join(RESULTS_DIR, "profile");
+  for (const protocol of ["socketmap", "dict"]) {
+    try {
+      const text = readFileSync(join(profileDir, `verifyd-${protocol}-profile.txt`), "utf8");
+      input.profiles = { ...input.profiles, [protocol]: text };
+    } catch {
+      // not profiled
+    }
+  }
   const report = renderReport(input);
   const chartsDir = join(RESULTS_DIR, "charts");
   mkdirSync(chartsDir, { recursive: true });

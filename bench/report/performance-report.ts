@@ -19,6 +19,8 @@ export interface ReportInput {
   dict?: StoredResult;
   policy?: StoredResult;
   growth?: StoredResult;
+  /** Output of bench/profile-verifyd.ts by protocol, when it was run (bench/results/profile/verifyd-<protocol>-profile.txt). */
+  profiles?: Record<string, string>;
 }
 
 export interface RenderedReport {
@@ -419,7 +421,9 @@ function growthSection(result: StoredResult, charts: Record<string, string>): st
 export function renderReport(input: ReportInput): RenderedReport {
   const charts: Record<string, string> = {};
   const sections: string[] = [];
-  const results = Object.values(input).filter((result): result is StoredResult => result !== undefined);
+  const results = [input.socketmap, input.dict, input.policy, input.growth].filter(
+    (result): result is StoredResult => result !== undefined,
+  );
   const machine = results[0]?.run.machine;
   sections.push(
     "# Performance",
@@ -494,6 +498,22 @@ export function renderReport(input: ReportInput): RenderedReport {
     );
   }
   if (input.growth !== undefined) sections.push(growthSection(input.growth, charts));
+  for (const [protocol, text] of Object.entries(input.profiles ?? {})) {
+    sections.push(
+      `## Profile of verifyd (${protocol})`,
+      "",
+      `Output of \`node dist-bench/bench/profile-verifyd.js --protocol ${protocol} --heap\` (after \`npm run bench:build\`), run separately from the tables above: verifyd under \`node --cpu-prof\` (which slows it) driven like the benchmark, then a second, idle verifyd's memory. Raw profiles: \`bench/results/profile/\`.`,
+      "",
+      "<details><summary>profile output</summary>",
+      "",
+      "```",
+      text.trim(),
+      "```",
+      "",
+      "</details>",
+      "",
+    );
+  }
   const commands = [...new Set(results.map((result) => result.run.command))];
   sections.push(
     "## Reproduce",
