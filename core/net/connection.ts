@@ -16,7 +16,7 @@ import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import { TransientError } from "../errors.js";
 import { sanitizePeerString } from "../log/logger.js";
-import type { PeerInfo, ProtocolDefinition, ServerObserver, Session } from "./protocol.js";
+import type { PeerInfo, ProtocolDefinition, RequestContext, ServerObserver, Session } from "./protocol.js";
 import { describeForLog } from "./sanitize.js";
 
 export interface ConnectionSettings<Frame, Reply> {
@@ -221,32 +221,60 @@ export class Connection<Frame, Reply> {
     this.log.debug({ outcome: label, ms: Math.round(seconds * 1000) }, "reply");
   }
 
-  private runHandler(frame: Frame): Promise<HandlerOutcome<Reply>> {
-    const controller = new AbortController();
-    this.current = controller;
-    const context = { log: this.log, peer: this.peer, signal: controller.signal };
+  /**
+   * Runs the session's handler. A handler that answers synchronously (verifyd's
+   * maps, most policy decisions) costs no timer, no promise and no
+   * AbortController: the signal is made only when the handler asks for it,
+   * and the deadline only guards answers that are still pending.
+   */
+  private runHandler(frame: Frame): HandlerOutcome<Reply> | Promise<HandlerOutcome<Reply>> {
+    let controller: AbortController | undefined;
+    const signalFor = (): AbortSignal => {
+      controller ??= new AbortController();
+      this.current = controller;
+      return controller.signal;
+    };
+    const context: RequestContext = {
+      log: this.log,
+      peer: this.peer,
+      get signal() {
+        return signalFor();
+      },
+    };
+    let result: Reply | undefined | PromiseLike<Reply | undefined>;
+    try {
+      result = this.session.handle(frame, context);
+    } catch (error) {
+      if (controller !== undefined && this.current === controller) this.current = undefined;
+      return { kind: "error", error };
+    }
+    if (!isPromiseLike(result)) {
+      if (controller !== undefined && this.current === controller) this.current = undefined;
+      return { kind: "reply", reply: result };
+    }
+    const pending = result;
+    // The signal the handler may still ask for later must be this one.
+    controller ??= new AbortController();
+    const active = controller;
+    this.current = active;
     return new Promise((resolve) => {
       let settled = false;
       const finish = (outcome: HandlerOutcome<Reply>) => {
         if (settled) return; // a late result after the deadline is dropped here
         settled = true;
         clearTimeout(deadline);
-        if (this.current === controller) this.current = undefined;
+        if (this.current === active) this.current = undefined;
         resolve(outcome);
       };
       const deadline = setTimeout(() => {
         const ms = this.settings.requestTimeoutMs;
-        controller.abort(new TransientError("transient.timeout", `request deadline of ${ms} ms passed`));
+        active.abort(new TransientError("transient.timeout", `request deadline of ${ms} ms passed`));
         finish({ kind: "deadline" });
       }, this.settings.requestTimeoutMs);
-      try {
-        Promise.resolve(this.session.handle(frame, context)).then(
-          (reply) => finish({ kind: "reply", reply }),
-          (error: unknown) => finish({ kind: "error", error }),
-        );
-      } catch (error) {
-        finish({ kind: "error", error });
-      }
+      pending.then(
+        (reply) => finish({ kind: "reply", reply }),
+        (error: unknown) => finish({ kind: "error", error }),
+      );
     });
   }
 
@@ -295,4 +323,10 @@ export class Connection<Frame, Reply> {
       this.socket.on("close", done);
     });
   }
+}
+
+function isPromiseLike<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return (
+    typeof value === "object" && value !== null && typeof (value as { then?: unknown }).then === "function"
+  );
 }
