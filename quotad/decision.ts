@@ -270,7 +270,18 @@ function checkMailbox(target: Extract<Target, { kind: "mailbox" }>, context: Eva
   const limit = target.limitBytes;
   const graceBytes = limit === null ? 0 : graceBytesFor(limit, settings.grace);
   const ageMs = usage?.updatedAt == null ? null : Math.max(0, now - usage.updatedAt);
-  const base = {
+  let state: MailboxState;
+  if (limit === null) state = "unlimited";
+  else if (usage === null || usage.storageBytes === null) state = "no-usage";
+  else if (ageMs === null || ageMs > settings.usageMaxAgeMs) state = "stale";
+  else {
+    const used = usage.storageBytes;
+    const needed = Math.max(context.size, 1);
+    if (used + needed <= limit) state = "fits";
+    else if (used < limit && used + needed <= limit + graceBytes) state = "within-grace";
+    else state = needed > limit + graceBytes ? "too-large" : "over-quota";
+  }
+  return {
     address: target.address,
     login: target.login,
     username: target.username,
@@ -278,13 +289,6 @@ function checkMailbox(target: Extract<Target, { kind: "mailbox" }>, context: Eva
     graceBytes,
     usage,
     ageMs,
+    state,
   };
-  if (limit === null) return { ...base, state: "unlimited" };
-  if (usage === null || usage.storageBytes === null) return { ...base, state: "no-usage" };
-  if (ageMs === null || ageMs > settings.usageMaxAgeMs) return { ...base, state: "stale" };
-  const used = usage.storageBytes;
-  const needed = Math.max(context.size, 1);
-  if (used + needed <= limit) return { ...base, state: "fits" };
-  if (used < limit && used + needed <= limit + graceBytes) return { ...base, state: "within-grace" };
-  return { ...base, state: needed > limit + graceBytes ? "too-large" : "over-quota" };
 }

@@ -126,13 +126,14 @@ function describeMailbox(check: MailboxCheck): Record<string, unknown> {
 }
 
 function logDecision(log: Logger, request: PolicyRequest, decision: QuotaDecision): void {
-  const recipient = sanitizePeerString(request.recipient ?? "", 120);
+  // Cleaning the peer's string costs more than the decision; only for lines that are written.
+  const recipient = () => sanitizePeerString(request.recipient ?? "", 120);
   switch (decision.kind) {
     case "over-quota":
     case "too-large":
       log.info(
         {
-          recipient,
+          recipient: recipient(),
           state: request.protocolState,
           size: request.size ?? 0,
           decision: decision.kind,
@@ -142,12 +143,16 @@ function logDecision(log: Logger, request: PolicyRequest, decision: QuotaDecisio
       );
       return;
     case "unavailable":
-      log.info({ recipient, decision: decision.kind, reason: decision.reason }, "cannot check quota");
+      log.info(
+        { recipient: recipient(), decision: decision.kind, reason: decision.reason },
+        "cannot check quota",
+      );
       return;
     case "fits":
     case "not-ours":
     case "not-checked":
-      if (log.isLevelEnabled("debug")) log.debug({ recipient, decision: decision.kind }, "answered");
+      if (log.isLevelEnabled("debug"))
+        log.debug({ recipient: recipient(), decision: decision.kind }, "answered");
       return;
     default: {
       const unreachable: never = decision;
