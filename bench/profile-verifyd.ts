@@ -1,7 +1,8 @@
 /**
  * Where verifyd spends its time and memory under the socketmap benchmark's
  * load: `npm run bench:build && node dist-bench/bench/profile-verifyd.js
- * [--protocol socketmap|dict] [--users 100000] [--connections 50] [--duration 10s] [--heap]`.
+ * [--protocol socketmap|dict] [--users 100000] [--connections 50] [--duration 10s] [--heap]
+ * [--node-flags "--max-semi-space-size=1"]`.
  *
  * First run: verifyd (the compiled CLI) with `node --cpu-prof` on a
  * workload snapshot, driven by the socketmap generator, stopped with SIGTERM
@@ -203,6 +204,11 @@ async function main(): Promise<void> {
   const durationMs = parseDuration(flag("duration", "10s")) ?? 10_000;
   const heap = process.argv.includes("--heap");
   const protocol = flag("protocol", "socketmap") === "dict" ? "dict" : "socketmap";
+  // Extra Node flags for verifyd in both runs, e.g. "--max-semi-space-size=1", to try a memory setting.
+  const extraFlags = flag("node-flags", "")
+    .split(" ")
+    .filter((part) => part !== "");
+  const variant = `${protocol}${extraFlags.length > 0 ? "-with-flags" : ""}`;
   const work = makeTempDir("bench-profile");
   const out = join(REPOSITORY_ROOT, "bench/results/profile");
   mkdirSync(out, { recursive: true });
@@ -233,7 +239,7 @@ async function main(): Promise<void> {
       "cpu",
       snapshotPath,
       known,
-      ["--cpu-prof", `--cpu-prof-dir=${profileDir}`],
+      [...extraFlags, "--cpu-prof", `--cpu-prof-dir=${profileDir}`],
       protocol,
     );
     const nowUs = () => Number(process.hrtime.bigint() / 1000n);
@@ -255,12 +261,12 @@ async function main(): Promise<void> {
       work,
     );
     say(
-      `${protocol}, ${users} users, ${connections} connections, ${durationMs / 1000} s: ${Math.round(result.requestsPerSecond)}/s, p50 ${result.latencyUs.p50} µs, p99 ${result.latencyUs.p99} µs, server CPU ${server.cpuUsPerRequest.toFixed(1)} µs/request, RSS ${server.maxRssMb} MB (profiler on)`,
+      `${protocol}, ${users} users${extraFlags.length > 0 ? ` (node ${extraFlags.join(" ")})` : ""}, ${connections} connections, ${durationMs / 1000} s: ${Math.round(result.requestsPerSecond)}/s, p50 ${result.latencyUs.p50} µs, p99 ${result.latencyUs.p99} µs, server CPU ${server.cpuUsPerRequest.toFixed(1)} µs/request, RSS ${server.maxRssMb} MB (profiler on)`,
     );
     const toUs = nowUs();
     await cpu.daemon.stop(20_000);
     const profilePath = await newestFile(profileDir, ".cpuprofile", 60_000);
-    copyFileSync(profilePath, join(out, `verifyd-${protocol}.cpuprofile`));
+    copyFileSync(profilePath, join(out, `verifyd-${variant}.cpuprofile`));
     const profile = JSON.parse(readFileSync(profilePath, "utf8")) as CpuProfile;
     say(`\nCPU during the load only:\n${summarizeCpuProfile(profile, 40, { fromUs, toUs })}`);
     say(
@@ -275,6 +281,7 @@ async function main(): Promise<void> {
       snapshotPath,
       known,
       [
+        ...extraFlags,
         "--expose-gc",
         "--import",
         pathToFileURL(probe).href,
@@ -301,13 +308,13 @@ async function main(): Promise<void> {
       if (heap) {
         process.kill(memory.daemon.pid, "SIGUSR1");
         const heapPath = await newestFile(work, ".heapsnapshot", 180_000);
-        copyFileSync(heapPath, join(out, `verifyd-${protocol}.heapsnapshot`));
+        copyFileSync(heapPath, join(out, `verifyd-${variant}.heapsnapshot`));
         say(`\n${summarizeHeapSnapshot(JSON.parse(readFileSync(heapPath, "utf8")) as HeapSnapshot)}`);
       }
     } finally {
       await memory.daemon.stop(20_000);
     }
-    writeFileSync(join(out, `verifyd-${protocol}-profile.txt`), `${report.join("\n")}\n`);
+    writeFileSync(join(out, `verifyd-${variant}-profile.txt`), `${report.join("\n")}\n`);
     console.log("\nwritten to bench/results/profile/");
   } finally {
     removeTempDir(work);
