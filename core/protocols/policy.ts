@@ -12,7 +12,7 @@
 import { ProtocolError } from "../errors.js";
 import { LineSplitter } from "./line-splitter.js";
 import type { DecodeEvent, StreamDecoder } from "./stream.js";
-import { utf8DecodeLenient, utf8Encode } from "./text.js";
+import { utf8ByteLength, utf8DecodeLenient, utf8Encode } from "./text.js";
 
 export interface PolicyDecoderLimits {
   /** Longest attribute line, LF and a tolerated trailing CR not counted. */
@@ -29,7 +29,7 @@ export const DEFAULT_POLICY_LIMITS: Readonly<PolicyDecoderLimits> = Object.freez
   maxRequestBytes: 32 * 1024,
 });
 
-const EQUALS = 0x3d;
+const LF = 0x0a;
 const CR = 0x0d;
 
 /** One policy request; unknown attributes are kept, the last of duplicates wins. */
@@ -200,16 +200,29 @@ export class PolicyRequestDecoder implements StreamDecoder<PolicyRequest> {
   push(chunk: Uint8Array): DecodeEvent<PolicyRequest>[] {
     if (this.failure) return [{ kind: "error", error: this.failure }];
     const events: DecodeEvent<PolicyRequest>[] = [];
-    const lineError = this.lines.feed(chunk, (line) => {
-      const outcome = this.acceptLine(line);
+    const take = (outcome: PolicyRequest | ProtocolError | undefined): boolean => {
       if (outcome instanceof ProtocolError) {
         this.failure = outcome;
         return false;
       }
       if (outcome) events.push({ kind: "frame", frame: outcome });
       return true;
-    });
-    this.failure ??= lineError;
+    };
+    if (this.lines.buffered === 0 && chunk.length > 0 && chunk[chunk.length - 1] === LF) {
+      // The usual case: Postfix wrote whole lines (often one whole request)
+      // in one go. One UTF-8 decode for the chunk instead of two per line;
+      // LF and '=' are ASCII, so cutting the text gives what cutting the
+      // bytes would (lenient decoding never spans them).
+      const text = utf8DecodeLenient(chunk);
+      // As many UTF-16 units as bytes: every unit came from one byte (ASCII, or
+      // one replaced invalid byte), so a line's length is its byte count.
+      this.feedText(text, text.length === chunk.length, take);
+    } else {
+      const lineError = this.lines.feed(chunk, (line) =>
+        take(this.acceptText(utf8DecodeLenient(line), line.length)),
+      );
+      this.failure ??= lineError;
+    }
     if (!this.failure && this.buffered > this.limits.maxRequestBytes) {
       this.failure = this.oversizedRequest();
     }
@@ -220,10 +233,47 @@ export class PolicyRequestDecoder implements StreamDecoder<PolicyRequest> {
     return events;
   }
 
-  private acceptLine(raw: Uint8Array): PolicyRequest | ProtocolError | undefined {
-    const line = raw.length > 0 && raw[raw.length - 1] === CR ? raw.subarray(0, raw.length - 1) : raw;
-    if (line.length > this.limits.maxLineBytes) {
-      return new ProtocolError("protocol.oversized", `policy line of ${line.length} bytes is over the limit`);
+  /** Lines of a text that ends with LF. */
+  private feedText(
+    text: string,
+    oneBytePerUnit: boolean,
+    take: (outcome: PolicyRequest | ProtocolError | undefined) => boolean,
+  ): void {
+    let start = 0;
+    while (start < text.length) {
+      const newline = text.indexOf("\n", start);
+      const line = text.slice(start, newline);
+      start = newline + 1;
+      // A UTF-16 unit is at most 3 UTF-8 bytes: count bytes only near the limit.
+      const bytes = oneBytePerUnit
+        ? line.length
+        : line.length * 3 <= this.limits.maxLineBytes
+          ? -1
+          : utf8ByteLength(line);
+      if (bytes > this.limits.maxLineBytes + 1) {
+        take(
+          new ProtocolError(
+            "protocol.oversized",
+            `line of at least ${bytes} bytes exceeds the limit of ${this.limits.maxLineBytes + 1}`,
+          ),
+        );
+        return;
+      }
+      if (!take(this.acceptText(line, bytes))) return;
+    }
+  }
+
+  /**
+   * One line without its LF; `rawBytes` is its length in bytes, or -1 when
+   * it is known to be far below every limit (then counted only for the
+   * request total).
+   */
+  private acceptText(raw: string, rawBytes: number): PolicyRequest | ProtocolError | undefined {
+    const line = raw.length > 0 && raw.charCodeAt(raw.length - 1) === CR ? raw.slice(0, -1) : raw;
+    const bytes = rawBytes >= 0 ? rawBytes : utf8ByteLength(raw);
+    const lineBytes = line.length === raw.length ? bytes : bytes - 1;
+    if (lineBytes > this.limits.maxLineBytes) {
+      return new ProtocolError("protocol.oversized", `policy line of ${lineBytes} bytes is over the limit`);
     }
     if (line.length === 0) {
       // Blank lines before the first attribute are tolerated: nothing to answer yet.
@@ -233,7 +283,7 @@ export class PolicyRequestDecoder implements StreamDecoder<PolicyRequest> {
       return request;
     }
     this.attributeLines++;
-    this.requestBytes += raw.length + 1;
+    this.requestBytes += bytes + 1;
     if (this.attributeLines > this.limits.maxAttributes) {
       return new ProtocolError(
         "protocol.oversized",
@@ -241,15 +291,14 @@ export class PolicyRequestDecoder implements StreamDecoder<PolicyRequest> {
       );
     }
     if (this.requestBytes > this.limits.maxRequestBytes) return this.oversizedRequest();
-    const equals = line.indexOf(EQUALS);
+    const equals = line.indexOf("=");
     if (equals <= 0) {
       return new ProtocolError(
         "protocol.malformed",
         equals < 0 ? "policy attribute line without '='" : "policy attribute with an empty name",
       );
     }
-    const name = utf8DecodeLenient(line.subarray(0, equals));
-    this.attributes.set(name, utf8DecodeLenient(line.subarray(equals + 1)));
+    this.attributes.set(line.slice(0, equals), line.slice(equals + 1));
     return undefined;
   }
 
