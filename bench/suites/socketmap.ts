@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { median } from "../lib/stats.js";
 import { summarize } from "../lib/summary.js";
 import { doNothingTarget } from "../targets/do-nothing.js";
+import { installDebianAnchors } from "../targets/policy-anchors.js";
 import { type PostmapRun, postmapLdapRun, slapdAnchor } from "../targets/slapd.js";
 import { verifydSocketmapTarget } from "../targets/verifyd.js";
 import { socketmapPool } from "../workload/pools.js";
@@ -26,6 +27,8 @@ const POOL_SEED = 4_2001;
 export async function socketmapSuite(context: SuiteContext): Promise<SuiteResult> {
   const { options, work, log } = context;
   const startedAt = new Date().toISOString();
+  // postmap's ldap: table type lives in its own Debian package.
+  log(`  ${await installDebianAnchors(["postfix", "postfix-ldap", "slapd", "ldap-utils"])}`);
   const directory = await context.directory(options.users);
   const recipientPool = socketmapPool(directory.keys, "recipient", SOCKETMAP_POOL_SIZE, POOL_SEED);
   const pools = {

@@ -34,9 +34,11 @@ const DPKG_STATUS_FORMAT = "-f=$" + "{Status}";
 export const POLICY_ANCHOR_PACKAGES = ["postfwd", "postgrey", "policyd-rate-limit", "dovecot-core"];
 
 /** apt-get installs the anchors that are missing; returns what it did, for the log. */
-export async function installDebianAnchors(): Promise<string> {
+export async function installDebianAnchors(
+  packages: readonly string[] = POLICY_ANCHOR_PACKAGES,
+): Promise<string> {
   const missing: string[] = [];
-  for (const name of POLICY_ANCHOR_PACKAGES) {
+  for (const name of packages) {
     const status = await runCommand("/usr/bin/dpkg-query", ["-W", DPKG_STATUS_FORMAT, name]);
     if (!status.stdout.includes("install ok installed")) missing.push(name);
   }
