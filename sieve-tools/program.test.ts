@@ -80,4 +80,27 @@ describe("emailng sieve check", () => {
     expect(result.status).toBe(1);
     expect(result.err).toContain("at least one script file");
   });
+
+  it("sieve test runs a script against a message", async () => {
+    const file = script(
+      "t.sieve",
+      'require ["fileinto", "imap4flags"];\nif header :contains "subject" "report" { fileinto :flags "\\\\Seen" "Reports"; }\n',
+    );
+    const message = script(
+      "m.eml",
+      "From: a@example.org\r\nTo: b@example.org\r\nSubject: weekly report\r\n\r\nhi\r\n",
+    );
+    const result = await run(["sieve", "test", "-c", configPath, file, message, "--to", "b@example.org"]);
+    expect(result.err).toBe("");
+    expect(result.status).toBe(0);
+    expect(result.out).toBe('actions:\n  - store in "Reports" with flags \\seen\nimplicit keep: no\n');
+  });
+
+  it("sieve test refuses an extension the interpreter lacks", async () => {
+    const file = script("d.sieve", 'require "date";\nif currentdate :is "year" "2024" { discard; }\n');
+    const message = script("m2.eml", "Subject: x\r\n\r\nhi\r\n");
+    const result = await run(["sieve", "test", "-c", configPath, file, message]);
+    expect(result.status).toBe(3);
+    expect(result.err).toContain("does not support date");
+  });
 });

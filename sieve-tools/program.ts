@@ -59,6 +59,7 @@ import { acceptArguments, collect, positional } from "./cli-arguments.js";
 import { extensionSet } from "./extensions.js";
 import { GENERATE_PROGRAMS } from "./generate-commands.js";
 import { MANAGESIEVE_PROGRAMS, serverExtensions } from "./managesieve-commands.js";
+import { TEST_PROGRAMS } from "./test-command.js";
 
 export { EXIT_INVALID, EXIT_SERVER } from "./managesieve-commands.js";
 
@@ -109,5 +110,6 @@ const sieveCheck: ProgramDefinition = {
 export const SIEVE_PROGRAMS: readonly ProgramDefinition[] = [
   sieveCheck,
   ...GENERATE_PROGRAMS,
+  ...TEST_PROGRAMS,
   ...MANAGESIEVE_PROGRAMS,
 ];

@@ -28,7 +28,7 @@ export interface PigeonholeEnvironment {
 }
 
 export function pigeonholeEnvironment(
-  options: { personalDir?: string; globalDir?: string; extra?: string } = {},
+  options: { personalDir?: string; globalDir?: string; extra?: string; topLevel?: string } = {},
 ) {
   requireBinary(SIEVEC, "dovecot-sieve");
   requireBinary(SIEVE_TEST, "dovecot-sieve");
@@ -50,7 +50,7 @@ export function pigeonholeEnvironment(
 base_dir = ${baseDir}
 log_path = /dev/stderr
 postmaster_address = postmaster@example.org
-plugin {
+${options.topLevel ?? ""}plugin {
 ${plugin}
 }
 `,
