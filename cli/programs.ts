@@ -12,6 +12,7 @@
 import type { Command } from "commander";
 import type { DeepReadonly } from "../core/config/load.js";
 import type { Config } from "../core/config/schema.js";
+import { DOCTOR_PROGRAMS } from "../doctor/program.js";
 import { POLICYD_PROGRAMS } from "../policyd/program.js";
 import { QUOTAD_PROGRAMS } from "../quotad/program.js";
 import { SIEVE_PROGRAMS } from "../sieve-tools/program.js";
@@ -59,6 +60,7 @@ export const PROGRAMS: readonly ProgramDefinition[] = [
   ...QUOTAD_PROGRAMS,
   ...SIEVE_PROGRAMS,
   ...SYNC_AGENT_PROGRAMS,
+  ...DOCTOR_PROGRAMS,
 ];
 
 /** Adds `emailng <name> --config FILE` for one program. */
