@@ -257,7 +257,7 @@ class Run {
       if (tags.has("user")) return plus < 0 ? address.local : address.local.slice(0, plus);
       return plus < 0 ? null : address.local.slice(plus + 1);
     }
-    return address.domain === "" ? address.local : `${address.local}@${address.domain}`;
+    return `${address.local}@${address.domain}`;
   }
 
   private headerTexts(names: string[]): string[] {
@@ -292,14 +292,18 @@ class Run {
           tags,
         );
       case "address": {
-        const addresses = this.strings(positional[0]).flatMap((name) =>
-          headerValues(this.message.headers, name).flatMap((value) =>
-            parseAddressList(decodeEncodedWords(value)),
-          ),
+        const wholeAddress = !["localpart", "domain", "user", "detail"].some((part) => tags.has(part));
+        const parts = this.strings(positional[0]).flatMap((name) =>
+          headerValues(this.message.headers, name).flatMap((raw) => {
+            const value = decodeEncodedWords(raw);
+            const addresses = parseAddressList(value);
+            // A header without any address is compared whole, as Pigeonhole does.
+            if (addresses.length === 0) return wholeAddress && value.trim() !== "" ? [value.trim()] : [];
+            return addresses
+              .map((address) => this.addressPart(address, tags))
+              .filter((part) => part !== null);
+          }),
         );
-        const parts = addresses
-          .map((address) => this.addressPart(address, tags))
-          .filter((part) => part !== null);
         return this.compareValues(parts, this.strings(positional[1]), tags);
       }
       case "envelope": {

@@ -243,8 +243,7 @@ export function parseMessage(bytes: Uint8Array): Message {
 
 /**
  * The addresses in an address-list header value: name-addr and addr-spec,
- * groups flattened, comments dropped. An entry without '@' keeps its text as
- * the local part and an empty domain.
+ * groups flattened, comments dropped, entries without local@domain left out.
  */
 export function parseAddressList(value: string): Address[] {
   const withoutComments = stripComments(value);
@@ -258,9 +257,9 @@ export function parseAddressList(value: string): Address[] {
     const spec = (angle === null ? text : angle[1]!).trim();
     if (spec === "") continue;
     const at = spec.lastIndexOf("@");
-    const local = (at < 0 ? spec : spec.slice(0, at)).trim();
-    const domain = at < 0 ? "" : spec.slice(at + 1).trim();
-    addresses.push({ local: unquote(local), domain });
+    // Entries that are not addresses are skipped, as Pigeonhole does.
+    if (at <= 0 || at === spec.length - 1) continue;
+    addresses.push({ local: unquote(spec.slice(0, at).trim()), domain: spec.slice(at + 1).trim() });
   }
   return addresses;
 }

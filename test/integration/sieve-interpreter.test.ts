@@ -139,7 +139,7 @@ function normaliseOurs(result: InterpretResult): string[] {
         break;
       case "vacation":
         lines.push(
-          `vacation seconds=${action.seconds} subject=${JSON.stringify(action.subject)} from=${JSON.stringify(action.from)} reason=${JSON.stringify(action.reason.replace(/\r\n/g, "\n").replace(/\n$/, ""))}`,
+          `vacation seconds=${action.seconds} subject=${JSON.stringify(action.subject)} from=${JSON.stringify(action.from)} reason=${JSON.stringify(action.reason.replace(/\r\n/g, "\n"))}`,
         );
         break;
     }
