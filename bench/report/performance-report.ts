@@ -65,8 +65,9 @@ function rowsTable(rows: readonly SummaryRow[]): string {
       formatMicros(row.p90Us),
       formatMicros(row.p99Us),
       formatMicros(row.p999Us),
-      `${row.maxRssMb.toFixed(0)} MB`,
-      formatMicros(row.cpuUsPerRequest),
+      // 0 means the server's processes could not be read (a daemon that detached from its PID).
+      row.maxRssMb > 0 ? `${row.maxRssMb.toFixed(0)} MB` : "–",
+      row.maxRssMb > 0 ? formatMicros(row.cpuUsPerRequest) : "–",
       String(row.errors),
     ]),
   );
@@ -458,7 +459,8 @@ export function renderReport(input: ReportInput): RenderedReport {
     "- Requests come from a pool drawn beforehand with Zipf popularity (exponent 1) from a realistic mix, the same pool for every target of a table.",
     "- After an unrecorded warm-up, each request's time from write to complete reply goes into an HDR histogram (microseconds, 3 significant digits); latency therefore includes the generator's own queueing, identically for every target.",
     "- *of ceiling* divides a row's median throughput by the median of the do-nothing server for the same protocol, transport and concurrency in the same sitting. The do-nothing server frames requests and answers a constant; it is the most this generator, Node and this machine allow.",
-    "- *server RSS* is the largest resident set sampled every 250 ms during the run; *server CPU / request* is the server's CPU time divided by the requests it answered.",
+    "- *server RSS* is the largest resident set sampled every 250 ms during the run; *server CPU / request* is the server's CPU time divided by the requests it answered; – where the server's processes could not be followed (a daemon that detached from the PID it was started as).",
+    "- *errors* counts failed answers (TEMP, PERM, dict F, a reply without action), timeouts, connections the server refused or closed; the generator reconnects at once.",
     "",
   );
   const goals = goalsSection(input);

@@ -82,6 +82,7 @@ export async function policySuite(context: SuiteContext): Promise<SuiteResult> {
     notes: [
       `Requests: ${POOL_SIZE.toLocaleString("en-US")} RCPT-state requests with Postfix 3.7's 29 attributes: 25% authenticated submissions (sasl_username, internal client, the user's own sender), 75% inbound from 5,000 client addresses and 20,000 senders (Zipf), recipients from the socketmap suite's mix over the sample directory plus ${POLICY_USERS.toLocaleString("en-US")} generated users (policyd and quotad read its relay snapshot).`,
       "Stateful services change their answers as the run goes on (postgrey defers new triplets and learns; rate limits start refusing); the answer counts show what each did.",
+      "postfwd2 detaches from the process that starts it and closed most connections after a reply in our runs: those closes are counted as errors (the generator reconnects at once, where Postfix would first wait its retry_delay of 1 s), and its RSS and CPU could not be followed once its processes left the PID in its pid file (shown as –).",
       "postfwd and postgrey listen on TCP only here and are set against the do-nothing server on 127.0.0.1; the others against the one on a UNIX socket.",
       "quota-status runs with client_limit = 1 as Dovecot documents: one process per connection, all counted in its RSS.",
       "quotad's usage table is empty (no Dovecot feeds it during the run), so it answers from quotas alone; quota-status reads the (empty) mailboxes' usage through Dovecot.",
