@@ -34,6 +34,18 @@ export type ManageSieveFailure =
   | "tls"
   | "unsupported";
 
+/** Like describeResponse, but a multi-line text (compiler messages) is shown line by line. */
+export function describeMultiline(done: Done): string {
+  if (done.text === null || !/[\r\n]/.test(done.text)) return describeResponse(done);
+  const head = describeResponse({ ...done, text: null });
+  const lines = done.text
+    .split(/\r?\n/)
+    .filter((line) => line.trim() !== "")
+    .slice(0, 50)
+    .map((line) => `    ${line.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, "?")}`);
+  return `${head}:\n${lines.join("\n")}`;
+}
+
 export class ManageSieveError extends Error {
   constructor(
     readonly failure: ManageSieveFailure,
@@ -208,7 +220,7 @@ export class ManageSieveClient {
     this.socket.write(encodeCommand(name, args));
     const reply = await this.response(name);
     if (reply.done.status === "NO") {
-      throw new ManageSieveError("no", `${name} failed: ${describeResponse(reply.done)}`, reply.done);
+      throw new ManageSieveError("no", `${name} failed: ${describeMultiline(reply.done)}`, reply.done);
     }
     return reply;
   }

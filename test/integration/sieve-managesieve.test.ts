@@ -120,7 +120,7 @@ describe("ManageSieve client against Dovecot's managesieved", () => {
         .catch((error: ManageSieveError) => error);
       expect(bad).toBeInstanceOf(ManageSieveError);
       expect((bad as ManageSieveError).failure).toBe("no");
-      expect((bad as ManageSieveError).message).toContain("line 1: error");
+      expect((bad as ManageSieveError).message).toMatch(/^CHECKSCRIPT failed: NO:\n {4}line 1: error: /);
 
       await client.setActive("lists");
       expect(await client.listScripts()).toEqual([{ name: "lists", active: true }]);
