@@ -128,6 +128,38 @@ export function summarizeHeapSnapshot(heap: HeapSnapshot, top = 25): string {
   return `heap total (self sizes): ${(total / 1024 / 1024).toFixed(1)} MB\n${lines.join("\n")}`;
 }
 
+interface MemorySample {
+  rssMb: number;
+  heapTotalMb: number;
+  heapUsedMb: number;
+  externalMb: number;
+  mallocedMb: number;
+  spaces: Array<{ name: string; sizeMb: number; usedMb: number }>;
+}
+
+interface MemoryProbe {
+  before: MemorySample;
+  after: MemorySample;
+}
+
+/** The memory probe's report as a small table: committed and used per V8 space, before and after a full GC. */
+export function formatMemoryProbe(probe: MemoryProbe): string {
+  const line = (label: string, sample: MemorySample) =>
+    `${label}: RSS ${sample.rssMb}, V8 heap committed ${sample.heapTotalMb} (used ${sample.heapUsedMb}), outside the V8 heap ${Math.round((sample.rssMb - sample.heapTotalMb) * 10) / 10}, external ${sample.externalMb}, malloced by V8 ${sample.mallocedMb}`;
+  const spaces = probe.after.spaces
+    .filter((space) => space.sizeMb > 0)
+    .map((space) => {
+      const before = probe.before.spaces.find((candidate) => candidate.name === space.name);
+      return `  ${space.name.padEnd(24)} committed ${String(space.sizeMb).padStart(6)}  used ${String(space.usedMb).padStart(6)}  (before GC: used ${before?.usedMb ?? "?"})`;
+    });
+  return [
+    line("before GC", probe.before),
+    line("after GC ", probe.after),
+    "V8 spaces after GC (MB):",
+    ...spaces,
+  ].join("\n");
+}
+
 async function startProfiled(
   work: string,
   label: string,
@@ -304,7 +336,9 @@ async function main(): Promise<void> {
         { timeoutMs: 30_000, what: "the memory probe's report", logPaths: [memory.logPath] },
       );
       const probed = JSON.parse(line.slice("MEMORY-PROBE ".length)) as Record<string, unknown>;
-      say(`\nmemory of the loaded, idle daemon (MB):\n${JSON.stringify(probed, null, 1)}`);
+      say(
+        `\nmemory of the loaded, idle daemon (MB):\n${formatMemoryProbe(probed as unknown as MemoryProbe)}`,
+      );
       if (heap) {
         process.kill(memory.daemon.pid, "SIGUSR1");
         const heapPath = await newestFile(work, ".heapsnapshot", 180_000);
