@@ -5,7 +5,10 @@
  * sample is converted with the default attribute mapping, written as a
  * versioned SQLite snapshot, loaded back and asked about a few addresses;
  * then verifyd is started on a UNIX socket and asked the same addresses over
- * the Postfix socketmap protocol. policyd and quotad join as they land.
+ * the Postfix socketmap protocol and Dovecot's dict protocol (userdb);
+ * then quotad and policyd answer policy requests (demo-daemons.ts). It
+ * exits when it has shown everything; Ctrl-C before that stops every
+ * daemon cleanly too.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -22,9 +25,13 @@ import { readSnapshot, writeSnapshot } from "../core/directory/snapshot-store.js
 import { directoryFromLdif } from "../core/ldap/ldif.js";
 import { defaultMapping } from "../core/ldap/mapping.js";
 import { createLogger } from "../core/log/logger.js";
+import { exchangeOnce } from "../core/net/one-shot.js";
 import { openSocketmapClient } from "../core/net/socketmap-client.js";
+import { encodeDictCommand, encodeDictHello } from "../core/protocols/dict-commands.js";
+import { DictReplyDecoder } from "../core/protocols/dict-replies.js";
 import type { SocketmapReply } from "../core/protocols/socketmap.js";
 import { startVerifyd } from "../verifyd/program.js";
+import { demoDaemonsConfig, describeDictReply, showPolicyDaemons } from "./demo-daemons.js";
 import type { CliIo } from "./io.js";
 
 /** The sample directory's suffix and domains (deploy/ldap/README.md). */
@@ -73,6 +80,9 @@ function demoConfig(workDir: string, snapshotPath: string): DeepReadonly<Config>
       `virtual_domains = ${JSON.stringify(SAMPLE_DOMAINS.virtualDomains)}`,
       "[[verifyd.listen]]",
       `unix = "${join(workDir, "verifyd.sock")}"`,
+      "[[verifyd.dovecot.listen]]",
+      `unix = "${join(workDir, "verifyd-dict.sock")}"`,
+      demoDaemonsConfig(workDir),
       "",
     ].join("\n"),
   );
@@ -92,6 +102,14 @@ export async function runDemo(io: CliIo): Promise<void> {
     SAMPLE_DOMAINS,
   );
   const workDir = mkdtempSync(join(tmpdir(), "emailng-demo-"));
+  // Ctrl-C while the daemons run: nothing of theirs outlives the process but
+  // the temporary directory (snapshot, sockets, stores), so remove it and go.
+  const interrupted = () => {
+    io.err("\ninterrupted; stopping the demo daemons\n");
+    rmSync(workDir, { recursive: true, force: true });
+    process.exit(130);
+  };
+  process.once("SIGINT", interrupted);
   try {
     const snapshotPath = join(workDir, "snapshot.sqlite");
     writeSnapshot(snapshotPath, directory, {
@@ -134,15 +152,39 @@ export async function runDemo(io: CliIo): Promise<void> {
       } finally {
         client.close();
       }
+      const dictSocket = join(workDir, "verifyd-dict.sock");
+      const hello = encodeDictHello({
+        version: { major: 3, minor: 2 },
+        valueType: 0,
+        user: "",
+        dictName: "auth",
+      });
+      const lookup = encodeDictCommand({ kind: "lookup", key: "shared/userdb/gpapadop", user: "gpapadop" });
+      const userdb = await exchangeOnce(
+        { path: dictSocket },
+        new TextEncoder().encode(hello + lookup),
+        new DictReplyDecoder(),
+        5_000,
+      );
+      io.out(`\nverifyd as Dovecot's userdb on ${dictSocket}:\n`);
+      io.out(
+        `  userdb/gpapadop  →  ${userdb.ok ? describeDictReply(userdb.reply) : `no answer (${userdb.message})`}\n`,
+      );
+      await showPolicyDaemons(config, workDir, io);
     } finally {
       await verifyd.close();
     }
     io.out(
-      "\nmain.cf on a relay: relay_recipient_maps = socketmap:unix:/run/emailng/verifyd.sock:recipient\n" +
-        "                    virtual_alias_maps   = socketmap:unix:/run/emailng/verifyd.sock:alias\n" +
-        "Not there yet: policyd and quotad join this demo as their issues land.\n",
+      "\nmain.cf on a relay (deploy/postfix/relay-main.cf has the whole of it):\n" +
+        "  relay_recipient_maps = socketmap:unix:/run/emailng/verifyd.sock:recipient\n" +
+        "  virtual_alias_maps   = socketmap:unix:/run/emailng/verifyd.sock:alias\n" +
+        "  smtpd_recipient_restrictions = ..., check_policy_service unix:private/emailng-quotad,\n" +
+        "                                      check_policy_service unix:private/emailng-policyd\n" +
+        "  smtpd_end_of_data_restrictions = check_policy_service unix:private/emailng-quotad,\n" +
+        "                                   check_policy_service unix:private/emailng-policyd\n",
     );
   } finally {
+    process.off("SIGINT", interrupted);
     rmSync(workDir, { recursive: true, force: true });
   }
 }

@@ -13,30 +13,21 @@
  * Each probe is bounded by its own deadline and leaves no connection open.
  * The judge functions are pure; the probe functions do the I/O.
  */
-import { connect, type Socket } from "node:net";
+
+import { exchangeOnce, type ProbeResult, type ProbeTarget, probeFailure } from "../core/net/one-shot.js";
 import { openSocketmapClient } from "../core/net/socketmap-client.js";
 import { encodeDictCommand, encodeDictHello } from "../core/protocols/dict-commands.js";
 import { DictReplyDecoder, type DictReplyLine } from "../core/protocols/dict-replies.js";
+
+export type { ProbeResult, ProbeTarget };
+
 import { encodePolicyRequest } from "../core/protocols/policy.js";
 import { type PolicyReply, PolicyReplyDecoder, parsePolicyAction } from "../core/protocols/policy-reply.js";
 import type { SocketmapReply } from "../core/protocols/socketmap.js";
-import type { StreamDecoder } from "../core/protocols/stream.js";
 import { type EndpointKind, SERVICE_OF } from "./endpoints.js";
 import { type Finding, fail, ok, warn } from "./findings.js";
 
-export type ProbeResult<Reply> =
-  | { ok: true; reply: Reply }
-  /** code: errno (ENOENT, ECONNREFUSED, EACCES …), "timeout" or "protocol". */
-  | { ok: false; code: string; message: string };
-
-export type ProbeTarget = { path: string } | { host: string; port: number };
-
 export const PROBE_USER = "emailng-doctor";
-
-function failure(error: unknown): { ok: false; code: string; message: string } {
-  const code = (error as NodeJS.ErrnoException).code ?? "error";
-  return { ok: false, code, message: error instanceof Error ? error.message : String(error) };
-}
 
 function withDeadline<T>(promise: Promise<T>, timeoutMs: number, onTimeout: () => void): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -81,46 +72,10 @@ export async function probeSocketmap(
     );
     return { ok: true, reply };
   } catch (error) {
-    return failure(error);
+    return probeFailure(error);
   } finally {
     client?.close();
   }
-}
-
-/** Sends `request` on a fresh connection and resolves with the first frame the decoder completes. */
-function exchange<Frame>(
-  target: ProbeTarget,
-  request: Uint8Array,
-  decoder: StreamDecoder<Frame>,
-  timeoutMs: number,
-): Promise<ProbeResult<Frame>> {
-  return new Promise((resolve) => {
-    let settled = false;
-    const socket: Socket = "path" in target ? connect(target.path) : connect(target.port, target.host);
-    const finish = (result: ProbeResult<Frame>) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(result);
-    };
-    const timer = setTimeout(
-      () => finish({ ok: false, code: "timeout", message: `no answer within ${timeoutMs} ms` }),
-      timeoutMs,
-    );
-    socket.on("connect", () => socket.write(request));
-    socket.on("data", (chunk: Buffer) => {
-      for (const event of decoder.push(chunk)) {
-        if (event.kind === "error") finish({ ok: false, code: "protocol", message: event.error.message });
-        else finish({ ok: true, reply: event.frame });
-        return;
-      }
-    });
-    socket.on("error", (error) => finish(failure(error)));
-    socket.on("close", () =>
-      finish({ ok: false, code: "closed", message: "the server closed the connection without an answer" }),
-    );
-  });
 }
 
 /** The request Postfix's smtpd sends at RCPT, reduced to what a decision reads. */
@@ -151,7 +106,7 @@ export function probePolicy(
   timeoutMs: number,
 ): Promise<ProbeResult<PolicyReply>> {
   const instance = `doctor.${process.pid}.${Date.now().toString(36)}`;
-  return exchange(target, probePolicyRequest(recipient, instance), new PolicyReplyDecoder(), timeoutMs);
+  return exchangeOnce(target, probePolicyRequest(recipient, instance), new PolicyReplyDecoder(), timeoutMs);
 }
 
 /** Dovecot 2.3's hello for `dictName`, then one lookup. */
@@ -166,7 +121,7 @@ export function probeDict(
   key: string,
   timeoutMs: number,
 ): Promise<ProbeResult<DictReplyLine>> {
-  return exchange(target, probeDictRequest(dictName, key, PROBE_USER), new DictReplyDecoder(), timeoutMs);
+  return exchangeOnce(target, probeDictRequest(dictName, key, PROBE_USER), new DictReplyDecoder(), timeoutMs);
 }
 
 // --- judging -----------------------------------------------------------------
