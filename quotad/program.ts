@@ -78,6 +78,7 @@ import { LiveSnapshot } from "../core/directory/live-snapshot.js";
 import { createLogger } from "../core/log/logger.js";
 import { type MetricsServer, startMetricsServer } from "../core/metrics/http.js";
 import { createDaemonMetrics } from "../core/metrics/registry.js";
+import { registerSnapshotGauges } from "../core/metrics/snapshot-gauges.js";
 import type { BoundAddress } from "../core/net/listeners.js";
 import { dictProtocol, policyProtocol } from "../core/net/protocol-definitions.js";
 import { createProtocolServer, type ProtocolServer } from "../core/net/server.js";
@@ -166,28 +167,7 @@ export async function startQuotad(
     log: log.child({ component: "snapshot" }),
     now,
   });
-  metrics.gauge({
-    name: "emailng_snapshot_version",
-    help: "Version of the directory snapshot in use (0 before one is loaded).",
-    collect() {
-      this.set(snapshot.current()?.meta.version ?? 0);
-    },
-  });
-  metrics.gauge({
-    name: "emailng_snapshot_age_seconds",
-    help: "Age of the snapshot in use, from its creation time (-1 before one is loaded).",
-    collect() {
-      const age = snapshot.ageMs();
-      this.set(age === null ? -1 : age / 1000);
-    },
-  });
-  metrics.gauge({
-    name: "emailng_snapshot_fresh",
-    help: "1 while the snapshot in use is younger than snapshot.max_age, else 0 (answers are 'unavailable').",
-    collect() {
-      this.set(snapshot.current()?.fresh === true ? 1 : 0);
-    },
-  });
+  registerSnapshotGauges(metrics, snapshot, "answers are 'unavailable'");
   snapshot.start();
 
   const refreshUsage = () => {

@@ -77,6 +77,7 @@ import { mappingFromConfig } from "../core/ldap/mapping.js";
 import { createLogger } from "../core/log/logger.js";
 import { type MetricsServer, startMetricsServer } from "../core/metrics/http.js";
 import { createDaemonMetrics } from "../core/metrics/registry.js";
+import { registerSnapshotGauges } from "../core/metrics/snapshot-gauges.js";
 import type { BoundAddress } from "../core/net/listeners.js";
 import { dictProtocol, socketmapProtocol } from "../core/net/protocol-definitions.js";
 import { createProtocolServer, type ProtocolServer } from "../core/net/server.js";
@@ -165,28 +166,7 @@ export async function startVerifyd(
     log: log.child({ component: "snapshot" }),
   });
 
-  metrics.gauge({
-    name: "emailng_snapshot_version",
-    help: "Version of the directory snapshot in use (0 before one is loaded).",
-    collect() {
-      this.set(snapshot.current()?.meta.version ?? 0);
-    },
-  });
-  metrics.gauge({
-    name: "emailng_snapshot_age_seconds",
-    help: "Age of the snapshot in use, from its creation time (-1 before one is loaded).",
-    collect() {
-      const age = snapshot.ageMs();
-      this.set(age === null ? -1 : age / 1000);
-    },
-  });
-  metrics.gauge({
-    name: "emailng_snapshot_fresh",
-    help: "1 while the snapshot in use is younger than snapshot.max_age, else 0 (lookups answer TEMP).",
-    collect() {
-      this.set(snapshot.current()?.fresh === true ? 1 : 0);
-    },
-  });
+  registerSnapshotGauges(metrics, snapshot, "lookups answer TEMP");
 
   snapshot.start();
 
