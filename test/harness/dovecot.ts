@@ -271,3 +271,16 @@ ${protocols.map((protocol) => LISTENER[protocol](ports[protocol] as number)).joi
     return abandonStart(daemon, dir, error);
   }
 }
+
+/** `doveadm user` prints "field<TAB>value" lines after a header. */
+export function doveadmUserFields(result: CommandResult): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const line of result.stdout.split("\n").slice(1)) {
+    const tab = line.indexOf("\t");
+    if (tab > 0) fields[line.slice(0, tab)] = line.slice(tab + 1);
+  }
+  return fields;
+}
+
+/** Everything a doveadm run printed, for assertion messages. */
+export const doveadmOutput = (result: CommandResult): string => `${result.stdout}${result.stderr}`;

@@ -11,7 +11,12 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Dovecot, startDovecot } from "../harness/dovecot.js";
+import {
+  type Dovecot,
+  doveadmOutput as output,
+  startDovecot,
+  doveadmUserFields as userFields,
+} from "../harness/dovecot.js";
 import type { CommandResult } from "../harness/process.js";
 import { type DictTableServer, startDictTableServer } from "./dict-table-server.js";
 
@@ -52,18 +57,6 @@ userdb_fields {
 }
 `;
 }
-
-/** `doveadm user` prints "field<TAB>value" lines after a header. */
-function userFields(result: CommandResult): Record<string, string> {
-  const fields: Record<string, string> = {};
-  for (const line of result.stdout.split("\n").slice(1)) {
-    const tab = line.indexOf("\t");
-    if (tab > 0) fields[line.slice(0, tab)] = line.slice(tab + 1);
-  }
-  return fields;
-}
-
-const output = (result: CommandResult): string => `${result.stdout}${result.stderr}`;
 
 /**
  * `doveadm auth test` with no-penalty: doveadm requests carry no remote IP,

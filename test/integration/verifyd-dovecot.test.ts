@@ -29,7 +29,12 @@ import type { Directory } from "../../core/directory/model.js";
 import { writeSnapshot } from "../../core/directory/snapshot-store.js";
 import { startVerifyd, type Verifyd } from "../../verifyd/program.js";
 import { testUser } from "../harness/directory-builders.js";
-import { type Dovecot, startDovecot } from "../harness/dovecot.js";
+import {
+  type Dovecot,
+  doveadmOutput as output,
+  startDovecot,
+  doveadmUserFields as userFields,
+} from "../harness/dovecot.js";
 import { LineClient } from "../harness/line-client.js";
 import { type CommandResult, makeTempDir, removeTempDir, runChecked } from "../harness/process.js";
 
@@ -56,18 +61,6 @@ passdb_objects = passdb
 userdb_objects = userdb
 `;
 }
-
-/** `doveadm user` prints "field<TAB>value" lines after a header. */
-function userFields(result: CommandResult): Record<string, string> {
-  const fields: Record<string, string> = {};
-  for (const line of result.stdout.split("\n").slice(1)) {
-    const tab = line.indexOf("\t");
-    if (tab > 0) fields[line.slice(0, tab)] = line.slice(tab + 1);
-  }
-  return fields;
-}
-
-const output = (result: CommandResult): string => `${result.stdout}${result.stderr}`;
 
 describe("verifyd as Dovecot's userdb and passdb", () => {
   let dir: string;
