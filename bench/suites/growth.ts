@@ -84,17 +84,18 @@ export async function growthSuite(context: SuiteContext): Promise<SuiteResult> {
   const connections = Math.max(...options.concurrency);
   const rows: ComparisonRow[] = [];
   const pools: Record<string, string> = {};
-  const directories: WorkloadDirectory[] = [];
+  const directories: Array<WorkloadDirectory & { target: string }> = [];
   for (const users of options.growthUsers) {
     const directory = await context.directory(users);
-    directories.push(directory);
+    const target = `verifyd ${users.toLocaleString("en-US")} users`;
+    directories.push({ ...directory, target });
     const pool = `recipient-${users}`;
     pools[pool] = join(work, `pool-${users}.json`);
     writeFileSync(pools[pool], JSON.stringify(socketmapPool(directory.keys, "recipient", POOL_SIZE, 4_2001)));
     if (rows.length === 0) rows.push({ target: doNothingTarget("socketmap", "unix", pool) });
     rows.push({
       target: verifydSocketmapTarget({
-        name: `verifyd ${users.toLocaleString("en-US")} users`,
+        name: target,
         snapshotPath: directory.snapshotPath,
         knownAddress: directory.keys.primaries[0]!,
         pool,
@@ -119,13 +120,12 @@ export async function growthSuite(context: SuiteContext): Promise<SuiteResult> {
   }
 
   const points = directories.map((directory) => {
-    const name = `verifyd ${directory.users.toLocaleString("en-US")} users`;
-    const target = outcome.targets.find((info) => info.name === name);
+    const target = outcome.targets.find((info) => info.name === directory.target);
     return {
       users: directory.users,
       groups: directory.groups,
       snapshotBytes: directory.snapshotBytes,
-      target: name,
+      target: directory.target,
       startMs: target?.startMs ?? null,
       idleRssMb: target?.idleRssMb ?? null,
     };
