@@ -8,9 +8,12 @@
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { isAlive } from "../../test/harness/process.js";
 import type { BenchOptions } from "../lib/args.js";
 import { type Measurement, measure } from "../lib/measure.js";
+import { processTree } from "../lib/proc.js";
 import { formatCount, formatMicros } from "../lib/stats.js";
+import { canConnect } from "../targets/child-server.js";
 import type { RunningTarget, TargetDescriptor } from "../targets/target.js";
 
 export interface ComparisonRow {
@@ -83,6 +86,18 @@ export async function runComparison(
         for (const row of rows) {
           const instance = running.get(row.target);
           if (instance === undefined) continue;
+          // A server that died (or was stopped by something else) is reported, never measured as 0/s.
+          // (Processes alone are not enough: a daemon may detach from the PID it was started as and go on serving.)
+          if (
+            processTree(instance.pid).every((pid) => !isAlive(pid)) &&
+            !(await canConnect(instance.endpoint))
+          ) {
+            running.delete(row.target);
+            const error = `exited during the run (before repetition ${repetition} at ${connections} connections); see ${instance.logPath}`;
+            failures.push({ target: row.target.name, error });
+            log(`  ${row.target.name} ${error}`);
+            continue;
+          }
           const poolFile = row.poolFile ?? pools[row.target.pool];
           if (poolFile === undefined)
             throw new Error(`no request pool "${row.target.pool}" for ${row.target.name}`);

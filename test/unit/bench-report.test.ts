@@ -40,6 +40,7 @@ describe("svg chart", () => {
       ],
     });
     expect(svg.startsWith("<svg")).toBe(true);
+    expect(svg).toContain(`<title id="chart-title">${escapeXml("a <b> & c")}</title>`);
     expect(svg).toContain(escapeXml("a <b> & c"));
     expect(svg).not.toContain("a <b>");
     expect(svg.match(/<polyline/g)).toHaveLength(1); // the daemon's two points are not joined across the gap
