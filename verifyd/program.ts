@@ -119,8 +119,19 @@ export async function startVerifyd(
     help: "Socketmap lookups answered, by map and reply status (OK, NOTFOUND, TEMP, PERM).",
     labelNames: ["map", "result"],
   });
+  // Label children resolved once: this counter is bumped on every lookup.
+  const lookupChildren = new Map<string, ReturnType<typeof lookups.labels>>();
+  const lookupSeries = (map: string, result: string) => {
+    const key = `${map} ${result}`;
+    let child = lookupChildren.get(key);
+    if (child === undefined) {
+      child = lookups.labels({ map, result });
+      lookupChildren.set(key, child);
+    }
+    return child;
+  };
   for (const map of [...MAP_NAMES, "other"]) {
-    for (const result of ["OK", "NOTFOUND", "TEMP", "PERM"]) lookups.inc({ map, result }, 0);
+    for (const result of ["OK", "NOTFOUND", "TEMP", "PERM"]) lookupSeries(map, result).inc(0);
   }
 
   const liveSettings = settings.live_ldap;
@@ -176,7 +187,7 @@ export async function startVerifyd(
     sessions: verifydSocketmapSessions({
       snapshot: () => snapshot.current(),
       ...(liveLookup === undefined ? {} : { liveLookup }),
-      counted: (map, result) => lookups.inc({ map, result }),
+      counted: (map, result) => lookupSeries(map, result).inc(),
     }),
     limits: {
       maxConnections: settings.max_connections,

@@ -100,13 +100,24 @@ export function createDaemonMetrics(program: string, options: DaemonMetricsOptio
   for (const kind of ERROR_KINDS) errors.inc({ kind }, 0);
   for (const reason of REFUSAL_REASONS) refused.inc({ reason }, 0);
 
+  const byOutcome = new Map<
+    string,
+    { count: ReturnType<typeof requests.labels>; time: ReturnType<typeof duration.labels> }
+  >();
   const observer: ServerObserver = {
     connectionOpened: (listener) => connections.inc({ listener }),
     connectionClosed: (listener) => connections.dec({ listener }),
     connectionRefused: (_listener, reason) => refused.inc({ reason }),
     request: (outcome, seconds) => {
-      requests.inc({ outcome });
-      duration.observe({ outcome }, seconds);
+      // Per-request path: label children looked up once per outcome (a
+      // handful per protocol), not resolved from a label object each time.
+      let series = byOutcome.get(outcome);
+      if (series === undefined) {
+        series = { count: requests.labels({ outcome }), time: duration.labels({ outcome }) };
+        byOutcome.set(outcome, series);
+      }
+      series.count.inc();
+      series.time.observe(seconds);
     },
     error: (kind) => errors.inc({ kind }),
   };

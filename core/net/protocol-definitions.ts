@@ -18,12 +18,23 @@ import { encodePolicyReply, POLICY_FAILSAFE_ACTION, type PolicyAction } from "..
 import { encodeSocketmapReplySafe, type SocketmapReply } from "../protocols/socketmap.js";
 import type { ProtocolDefinition } from "./protocol.js";
 
+// Most socketmap answers are one of two constant replies (a deliverable
+// recipient, an unknown key): encoded once instead of on every lookup.
+const NOTFOUND_BYTES = encodeSocketmapReplySafe({ status: "NOTFOUND" });
+const OK_DUNNO_BYTES = encodeSocketmapReplySafe({ status: "OK", data: "DUNNO" });
+
+function encodeSocketmapReplyCached(reply: SocketmapReply): Uint8Array {
+  if (reply.status === "NOTFOUND") return NOTFOUND_BYTES;
+  if (reply.status === "OK" && reply.data === "DUNNO") return OK_DUNNO_BYTES;
+  return encodeSocketmapReplySafe(reply);
+}
+
 /** Socketmap frames are raw netstring payloads; sessions parse `name key` so a bad query gets PERM. */
 export function socketmapProtocol(maxQueryBytes = 10_000): ProtocolDefinition<Uint8Array, SocketmapReply> {
   return {
     name: "socketmap",
     createDecoder: () => new NetstringDecoder(maxQueryBytes),
-    encodeReply: encodeSocketmapReplySafe,
+    encodeReply: encodeSocketmapReplyCached,
     failSafeReply: () => ({ status: "TEMP", reason: "internal error" }),
     outcomeLabel: (reply) => reply.status,
   };
