@@ -36,7 +36,7 @@ import {
   doveadmUserFields as userFields,
 } from "../harness/dovecot.js";
 import { LineClient } from "../harness/line-client.js";
-import { type CommandResult, makeTempDir, removeTempDir, runChecked } from "../harness/process.js";
+import { makeTempDir, removeTempDir, runChecked } from "../harness/process.js";
 
 const HOUR = 3_600_000;
 
