@@ -236,30 +236,6 @@ describe("netstring codec", () => {
     );
   });
 
-  it("decodes whole chunks (one UTF-8 decode) exactly as line by line, for any bytes and limits", () => {
-    const lineArb = fc.oneof(
-      fc.tuple(attrName, fc.string({ maxLength: 80 })).map(([name, value]) => `${name}=${value}`),
-      fc.string({ maxLength: 120 }),
-      fc.constant(""),
-    );
-    const streamArb = fc.oneof(
-      fc.array(lineArb, { maxLength: 40 }).map((lines) => new TextEncoder().encode(`${lines.join("\n")}\n`)),
-      anyBytes.map((bytes) => Uint8Array.from([...bytes, 0x0a])),
-    );
-    fc.assert(
-      fc.property(streamArb, (data) => {
-        const limits = { maxRequestBytes: 1500, maxLineBytes: 90, maxAttributes: 25 };
-        const whole = feed(new PolicyRequestDecoder(limits), data, []);
-        const byteByByte = feed(new PolicyRequestDecoder(limits), data, Array(data.length).fill(1));
-        expect(whole.error).toBe(byteByByte.error);
-        expect(whole.frames.map((f) => [...f.attributes])).toEqual(
-          byteByByte.frames.map((f) => [...f.attributes]),
-        );
-      }),
-      RUNS,
-    );
-  });
-
   it("gives the same frames for every split point", () => {
     const stream = new TextEncoder().encode("22:mymap user@example.com,0:,3:a,b,");
     const whole = feed(new NetstringDecoder(), stream, []).frames;
