@@ -7,6 +7,13 @@
  * the protocol's fail-safe (temporary) reply; broken framing closes only
  * this connection.
  *
+ * Most answers are at hand (a snapshot lookup), so the fast path is
+ * synchronous: a frame whose handler returns a value is answered, encoded
+ * and written inside the socket's 'data' event, with no promise, timer or
+ * AbortController, and the replies to all frames of one chunk leave in one
+ * corked write. Only a handler that returns a promise gets a deadline, and
+ * everything behind it waits until it is answered.
+ *
  * The only thing that closes a healthy connection on our side is the idle
  * timeout, and only with nothing in flight: Postfix keeps policy connections
  * open for minutes and pays a retry delay if the server hangs up first.
@@ -27,22 +34,56 @@ export interface ConnectionSettings<Frame, Reply> {
   maxQueuedFrames: number;
 }
 
-type HandlerOutcome<Reply> =
+type PendingOutcome<Reply> =
   | { kind: "reply"; reply: Reply | undefined }
   | { kind: "error"; error: unknown }
   | { kind: "deadline" };
 
+/**
+ * What a handler gets with its frame. The AbortSignal is made only when the
+ * handler reads it; a signal asked for after the request was aborted (the
+ * deadline passed, the connection closed) comes already aborted.
+ */
+class HandlerContext implements RequestContext {
+  private controller: AbortController | undefined;
+  private abortReason: unknown;
+  private aborted = false;
+
+  constructor(
+    readonly log: Logger,
+    readonly peer: PeerInfo,
+  ) {}
+
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.aborted) this.controller.abort(this.abortReason);
+    }
+    return this.controller.signal;
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.abortReason = reason;
+    this.controller?.abort(reason);
+  }
+}
+
 export class Connection<Frame, Reply> {
   private readonly decoder;
   private readonly queue: Frame[] = [];
-  /** A frame is being handled or its reply written. */
+  /** A pending (async) answer or a full socket buffer holds the frames behind it. */
   private busy = false;
+  private awaitingDrain = false;
   private readingPaused = false;
   private peerEnded = false;
   private draining = false;
   private ending = false;
   private closed = false;
-  private current: AbortController | undefined;
+  /** The request whose answer is pending, if any. */
+  private current: HandlerContext | undefined;
+  private readonly debug: boolean;
 
   constructor(
     private readonly socket: net.Socket,
@@ -53,11 +94,14 @@ export class Connection<Frame, Reply> {
     private readonly onClosed: (connection: Connection<Frame, Reply>) => void,
   ) {
     this.decoder = settings.definition.createDecoder();
+    // Asked once per connection instead of per request; a level change applies to new connections.
+    this.debug = log.isLevelEnabled("debug");
     socket.setNoDelay(true);
     socket.setTimeout(settings.idleTimeoutMs);
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
     socket.on("end", () => this.onPeerEnd());
     socket.on("timeout", () => this.onIdle());
+    socket.on("drain", () => this.onDrain());
     socket.on("error", (error: NodeJS.ErrnoException) => {
       // EPIPE/ECONNRESET are the peer's business; count them and carry on.
       this.log.debug({ code: error.code, reason: sanitizePeerString(error.message) }, "socket error");
@@ -107,7 +151,7 @@ export class Connection<Frame, Reply> {
       this.readingPaused = true;
       this.socket.pause();
     }
-    void this.pump();
+    this.pump();
   }
 
   private failFraming(code: string, reason: string): void {
@@ -137,6 +181,13 @@ export class Connection<Frame, Reply> {
     this.socket.destroy();
   }
 
+  private onDrain(): void {
+    if (!this.awaitingDrain) return;
+    this.awaitingDrain = false;
+    this.busy = false;
+    this.pump();
+  }
+
   private onClose(): void {
     if (this.closed) return;
     this.closed = true;
@@ -158,117 +209,75 @@ export class Connection<Frame, Reply> {
     this.socket.end(() => this.socket.destroy());
   }
 
-  private async pump(): Promise<void> {
-    if (this.busy) return;
-    this.busy = true;
-    try {
-      while (this.queue.length > 0 && !this.closed && !this.draining) {
-        const frame = this.queue.shift() as Frame;
-        if (this.readingPaused && this.queue.length < this.settings.maxQueuedFrames) {
-          this.readingPaused = false;
-          this.socket.resume();
-        }
-        await this.serve(frame);
-      }
-    } finally {
-      this.busy = false;
-    }
-    if (this.closed) return;
-    if (this.draining || this.peerEnded) this.endGracefully();
-    // Restart the idle clock: a slow request that wrote no reply must not leave the timer disarmed.
-    else this.socket.setTimeout(this.settings.idleTimeoutMs);
-  }
-
-  private async serve(frame: Frame): Promise<void> {
-    const { definition, observer } = this.settings;
-    const started = performance.now();
-    if (this.log.isLevelEnabled("debug")) this.log.debug({ request: describeForLog(frame) }, "request");
-    const outcome = await this.runHandler(frame);
-    let reply: Reply | undefined;
-    switch (outcome.kind) {
-      case "reply":
-        reply = outcome.reply;
-        break;
-      case "error":
-        // The error text stays in our log; the peer only ever sees the fail-safe reply.
-        this.log.error({ err: outcome.error }, "handler failed; answering fail-safe");
-        observer.error("handler");
-        reply = this.failSafe(frame);
-        break;
-      case "deadline":
-        this.log.warn(
-          { requestTimeoutMs: this.settings.requestTimeoutMs },
-          "request deadline passed; answering fail-safe",
-        );
-        observer.error("deadline");
-        reply = this.failSafe(frame);
-        break;
-      default: {
-        const unknown: never = outcome;
-        throw new Error(`unknown handler outcome ${JSON.stringify(unknown)}`);
-      }
-    }
-    if (reply === undefined || this.closed) {
-      this.log.debug({ ms: Math.round(performance.now() - started) }, "no reply");
-      return;
-    }
-    const bytes = this.encode(frame, reply);
-    if (bytes === undefined) return;
-    await this.write(bytes.data);
-    const seconds = (performance.now() - started) / 1000;
-    const label = definition.outcomeLabel(bytes.reply);
-    observer.request(label, seconds);
-    this.log.debug({ outcome: label, ms: Math.round(seconds * 1000) }, "reply");
-  }
-
   /**
-   * Runs the session's handler. A handler that answers synchronously (verifyd's
-   * maps, most policy decisions) costs no timer, no promise and no
-   * AbortController: the signal is made only when the handler asks for it,
-   * and the deadline only guards answers that are still pending.
+   * Handles queued frames in order until the queue is empty or one of them
+   * must wait (a pending answer, a full socket buffer); that one calls pump
+   * again when it is done. Replies written meanwhile are corked into one write.
    */
-  private runHandler(frame: Frame): HandlerOutcome<Reply> | Promise<HandlerOutcome<Reply>> {
-    let controller: AbortController | undefined;
-    const signalFor = (): AbortSignal => {
-      controller ??= new AbortController();
-      this.current = controller;
-      return controller.signal;
-    };
-    const context: RequestContext = {
-      log: this.log,
-      peer: this.peer,
-      get signal() {
-        return signalFor();
-      },
-    };
+  private pump(): void {
+    if (this.busy) return;
+    const corked = this.queue.length > 1;
+    if (corked) this.socket.cork();
+    while (this.queue.length > 0 && !this.closed && !this.draining) {
+      const frame = this.queue.shift() as Frame;
+      if (this.readingPaused && this.queue.length < this.settings.maxQueuedFrames) {
+        this.readingPaused = false;
+        this.socket.resume();
+      }
+      this.serve(frame);
+      if (this.busy) break;
+    }
+    if (corked) this.socket.uncork();
+    if (this.busy || this.closed) return;
+    if (this.draining || this.peerEnded) this.endGracefully();
+  }
+
+  /** Answers one frame now, or sets busy until its pending answer is written. */
+  private serve(frame: Frame): void {
+    const started = performance.now();
+    if (this.debug) this.log.debug({ request: describeForLog(frame) }, "request");
+    const context = new HandlerContext(this.log, this.peer);
     let result: Reply | undefined | PromiseLike<Reply | undefined>;
     try {
       result = this.session.handle(frame, context);
     } catch (error) {
-      if (controller !== undefined && this.current === controller) this.current = undefined;
-      return { kind: "error", error };
+      this.reply(frame, started, this.afterFailure(frame, { kind: "error", error }));
+      return;
     }
     if (!isPromiseLike(result)) {
-      if (controller !== undefined && this.current === controller) this.current = undefined;
-      return { kind: "reply", reply: result };
+      this.reply(frame, started, result);
+      return;
     }
-    const pending = result;
-    // The signal the handler may still ask for later must be this one.
-    controller ??= new AbortController();
-    const active = controller;
-    this.current = active;
+    this.busy = true;
+    this.current = context;
+    this.waitFor(result, context).then((outcome) => {
+      if (this.current === context) this.current = undefined;
+      this.busy = false;
+      if (this.closed) return;
+      const reply = outcome.kind === "reply" ? outcome.reply : this.afterFailure(frame, outcome);
+      this.reply(frame, started, reply);
+      // Restart the idle clock: a slow request that wrote no reply must not leave the timer disarmed.
+      if (!this.closed) this.socket.setTimeout(this.settings.idleTimeoutMs);
+      this.pump();
+    });
+  }
+
+  /** A pending answer, bounded by the request deadline; a late result after the deadline is dropped. */
+  private waitFor(
+    pending: PromiseLike<Reply | undefined>,
+    context: HandlerContext,
+  ): Promise<PendingOutcome<Reply>> {
     return new Promise((resolve) => {
       let settled = false;
-      const finish = (outcome: HandlerOutcome<Reply>) => {
-        if (settled) return; // a late result after the deadline is dropped here
+      const finish = (outcome: PendingOutcome<Reply>) => {
+        if (settled) return;
         settled = true;
         clearTimeout(deadline);
-        if (this.current === active) this.current = undefined;
         resolve(outcome);
       };
       const deadline = setTimeout(() => {
         const ms = this.settings.requestTimeoutMs;
-        active.abort(new TransientError("transient.timeout", `request deadline of ${ms} ms passed`));
+        context.abort(new TransientError("transient.timeout", `request deadline of ${ms} ms passed`));
         finish({ kind: "deadline" });
       }, this.settings.requestTimeoutMs);
       pending.then(
@@ -276,6 +285,65 @@ export class Connection<Frame, Reply> {
         (error: unknown) => finish({ kind: "error", error }),
       );
     });
+  }
+
+  /** Logs and counts a failed request; returns its fail-safe reply. */
+  private afterFailure(
+    frame: Frame,
+    outcome: Exclude<PendingOutcome<Reply>, { kind: "reply" }>,
+  ): Reply | undefined {
+    switch (outcome.kind) {
+      case "error":
+        // The error text stays in our log; the peer only ever sees the fail-safe reply.
+        this.log.error({ err: outcome.error }, "handler failed; answering fail-safe");
+        this.settings.observer.error("handler");
+        break;
+      case "deadline":
+        this.log.warn(
+          { requestTimeoutMs: this.settings.requestTimeoutMs },
+          "request deadline passed; answering fail-safe",
+        );
+        this.settings.observer.error("deadline");
+        break;
+      default: {
+        const unknown: never = outcome;
+        throw new Error(`unknown handler outcome ${JSON.stringify(unknown)}`);
+      }
+    }
+    return this.failSafe(frame);
+  }
+
+  /** Encodes and writes a reply (or the fail-safe if it cannot be encoded), then counts it. */
+  private reply(frame: Frame, started: number, reply: Reply | undefined): void {
+    if (reply === undefined || this.closed) {
+      if (this.debug) this.log.debug({ ms: Math.round(performance.now() - started) }, "no reply");
+      return;
+    }
+    const { definition, observer } = this.settings;
+    let sent = reply;
+    let data: Uint8Array;
+    try {
+      data = definition.encodeReply(reply);
+    } catch (error) {
+      // e.g. a reply above the peer's size limit: send the temporary answer instead.
+      this.log.error({ err: error }, "reply could not be encoded; answering fail-safe");
+      observer.error("handler");
+      const fallback = this.failSafe(frame);
+      if (fallback === undefined || this.closed) return;
+      try {
+        data = definition.encodeReply(fallback);
+        sent = fallback;
+      } catch (fallbackError) {
+        this.log.error({ err: fallbackError }, "fail-safe reply could not be encoded; closing connection");
+        this.socket.destroy();
+        return;
+      }
+    }
+    this.write(data);
+    const seconds = (performance.now() - started) / 1000;
+    const label = definition.outcomeLabel(sent);
+    observer.request(label, seconds);
+    if (this.debug) this.log.debug({ outcome: label, ms: Math.round(seconds * 1000) }, "reply");
   }
 
   /** The protocol's temporary answer; a broken fail-safe leaves the stream unusable, so close. */
@@ -289,39 +357,12 @@ export class Connection<Frame, Reply> {
     }
   }
 
-  private encode(frame: Frame, reply: Reply): { data: Uint8Array; reply: Reply } | undefined {
-    const { definition, observer } = this.settings;
-    try {
-      return { data: definition.encodeReply(reply), reply };
-    } catch (error) {
-      // e.g. a reply above the peer's size limit: send the temporary answer instead.
-      this.log.error({ err: error }, "reply could not be encoded; answering fail-safe");
-      observer.error("handler");
-    }
-    const fallback = this.failSafe(frame);
-    if (fallback === undefined || this.closed) return undefined;
-    try {
-      return { data: definition.encodeReply(fallback), reply: fallback };
-    } catch (error) {
-      this.log.error({ err: error }, "fail-safe reply could not be encoded; closing connection");
-      this.socket.destroy();
-      return undefined;
-    }
-  }
-
-  /** Write with backpressure: wait for "drain" before the next frame is handled. */
-  private async write(data: Uint8Array): Promise<void> {
+  /** Write with backpressure: a full socket buffer holds the next frame until "drain". */
+  private write(data: Uint8Array): void {
     if (this.socket.destroyed || !this.socket.writable) return;
     if (this.socket.write(data)) return;
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        this.socket.off("drain", done);
-        this.socket.off("close", done);
-        resolve();
-      };
-      this.socket.on("drain", done);
-      this.socket.on("close", done);
-    });
+    this.busy = true;
+    this.awaitingDrain = true;
   }
 }
 
