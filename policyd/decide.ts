@@ -24,13 +24,15 @@ import { TransientError } from "../core/errors.js";
 import type { PolicyAction } from "../core/protocols/policy-reply.js";
 import type { BurstTrigger, HoldRecord } from "./burst.js";
 import { classOf, principalLogin } from "./classes.js";
+import { drive, type MaybePromise, type Steps, wait } from "./drive.js";
 import type { RequestFacts } from "./facts.js";
-import { greylistApplicability, greylistHeader } from "./greylist.js";
+import { type GreylistDecision, greylistApplicability, greylistHeader } from "./greylist.js";
 import { judgeLimits, type Principal, planCharges, planRcptChecks } from "./limits.js";
 import { checkProtectedList, protectedListText } from "./protected-lists.js";
 import type { CompiledRule, FailureAction, Mode, PolicySettings } from "./rules.js";
-import type { PolicyStore } from "./store.js";
+import type { BurstOutcome, PolicyStore } from "./store.js";
 import type { TransactionTable } from "./transactions.js";
+import type { WindowReading } from "./windows.js";
 
 export interface DecisionDependencies {
   settings: PolicySettings;
@@ -76,12 +78,17 @@ export interface Decision {
 
 const DEFER_TEXT = "Service temporarily unavailable";
 
-export async function decide(facts: RequestFacts, deps: DecisionDependencies): Promise<Decision> {
+/**
+ * The decision: synchronously when the store answers at once (memory), as a
+ * promise when it has to wait (Redis). Written once, as generators that
+ * yield each store answer (drive.ts).
+ */
+export function decide(facts: RequestFacts, deps: DecisionDependencies): MaybePromise<Decision> {
   switch (facts.stage) {
     case "RCPT":
-      return decideRcpt(facts, deps);
+      return drive(rcptSteps(facts, deps));
     case "END-OF-MESSAGE":
-      return decideEndOfMessage(facts, deps);
+      return drive(endOfMessageSteps(facts, deps));
     case "other":
       return finish({ action: "DUNNO" }, { kind: "not_applicable", reason: "stage" }, []);
     default: {
@@ -162,7 +169,7 @@ function rateLimitReply(rule: CompiledRule): PolicyAction {
   return { action: "REPLY", code: 450, enhancedCode: "4.7.1", text };
 }
 
-async function decideRcpt(facts: RequestFacts, deps: DecisionDependencies): Promise<Decision> {
+function* rcptSteps(facts: RequestFacts, deps: DecisionDependencies): Steps<Decision> {
   const { settings, store } = deps;
   const now = deps.now();
   const events: CheckEvent[] = [];
@@ -210,7 +217,7 @@ async function decideRcpt(facts: RequestFacts, deps: DecisionDependencies): Prom
   if (burst.enabled && facts.login !== null) {
     let hold: HoldRecord | null = null;
     try {
-      hold = await store.hold(facts.login);
+      hold = yield* wait(store.hold(facts.login));
     } catch (error) {
       events.push({ check: "hold", name: "", result: "store_failed", mode: burst.mode });
       const ended = storeFailed(
@@ -229,10 +236,10 @@ async function decideRcpt(facts: RequestFacts, deps: DecisionDependencies): Prom
 
   const transaction = facts.instance === null ? undefined : deps.transactions.get(facts.instance, now);
   const checks = planRcptChecks(settings, facts, principal, transaction?.recipients ?? []);
-  let readings: Awaited<ReturnType<PolicyStore["readCounters"]>> | null = null;
+  let readings: WindowReading[] | null = null;
   if (checks.length > 0) {
     try {
-      readings = await store.readCounters(checks, now);
+      readings = yield* wait(store.readCounters(checks, now));
     } catch (error) {
       const rules = new Set(checks.map((check) => check.rule));
       for (const rule of rules) {
@@ -277,9 +284,9 @@ async function decideRcpt(facts: RequestFacts, deps: DecisionDependencies): Prom
   const greylist = settings.greylist;
   const applicability = greylistApplicability(greylist, facts);
   if (applicability.applies) {
-    let decision: Awaited<ReturnType<PolicyStore["greylist"]>> | null;
+    let decision: GreylistDecision | null;
     try {
-      decision = await store.greylist(applicability.query, now, greylist);
+      decision = yield* wait(store.greylist(applicability.query, now, greylist));
     } catch (error) {
       events.push({ check: "greylist", name: "", result: "store_failed", mode: greylist.mode });
       const ended = storeFailed(
@@ -334,7 +341,7 @@ function remember(facts: RequestFacts, deps: DecisionDependencies, now: number, 
 
 let anonymousTransactions = 0;
 
-async function decideEndOfMessage(facts: RequestFacts, deps: DecisionDependencies): Promise<Decision> {
+function* endOfMessageSteps(facts: RequestFacts, deps: DecisionDependencies): Steps<Decision> {
   const { settings, store } = deps;
   const now = deps.now();
   const events: CheckEvent[] = [];
@@ -351,7 +358,7 @@ async function decideEndOfMessage(facts: RequestFacts, deps: DecisionDependencie
   // Unknown when the store failed: burst figures are then still tried (they cannot be de-duplicated).
   let charged = true;
   try {
-    charged = await store.chargeCounters(transactionId, charges, now, settings.transactionTimeoutMs);
+    charged = yield* wait(store.chargeCounters(transactionId, charges, now, settings.transactionTimeoutMs));
     for (const rule of new Set(charges.map((charge) => charge.rule))) {
       events.push({
         check: "charge",
@@ -375,7 +382,7 @@ async function decideEndOfMessage(facts: RequestFacts, deps: DecisionDependencie
     // A resent END-OF-MESSAGE: counted already; only the hold still matters.
     let hold: HoldRecord | null = null;
     try {
-      hold = await store.hold(facts.login);
+      hold = yield* wait(store.hold(facts.login));
     } catch (error) {
       const ended = storeFailed(
         burst.mode === "enforce" ? [settings.failureAction] : [],
@@ -392,12 +399,14 @@ async function decideEndOfMessage(facts: RequestFacts, deps: DecisionDependencie
   }
 
   const addresses = transaction?.recipients ?? (facts.recipient === null ? [] : [facts.recipient]);
-  let result: Awaited<ReturnType<PolicyStore["recordBurst"]>>;
+  let result: BurstOutcome;
   try {
-    result = await store.recordBurst(
-      { login: facts.login, recipients: Math.max(facts.recipientCount, addresses.length), addresses },
-      now,
-      burst,
+    result = yield* wait(
+      store.recordBurst(
+        { login: facts.login, recipients: Math.max(facts.recipientCount, addresses.length), addresses },
+        now,
+        burst,
+      ),
     );
   } catch (error) {
     events.push({ check: "burst", name: "", result: "store_failed", mode: burst.mode });

@@ -4,7 +4,9 @@
  * are remembered and written behind to SQLite every `flush_interval` (and at
  * close); at start the file is read back, so counters, greylisting and holds
  * survive a restart. Nothing here awaits anything: each method runs to the
- * end in one turn of the event loop, which makes every operation atomic.
+ * end in one turn of the event loop, which makes every operation atomic, and
+ * answers with the value itself, never a promise (drive.ts then runs a whole
+ * decision synchronously).
  *
  * Memory is bounded: expired records are swept every minute, and when
  * `max_entries` is reached anyway the oldest records go first (holds are
@@ -177,18 +179,18 @@ export class MemoryStore implements PolicyStore {
     return entry?.record.kind === "counter" ? entry.record.state : undefined;
   }
 
-  async readCounters(operations: readonly CounterOperation[], now: number): Promise<WindowReading[]> {
+  readCounters(operations: readonly CounterOperation[], now: number): WindowReading[] {
     return operations.map((operation) =>
       readWindow(this.counterState(operation.id, now), operation.spec, operation.cost, now),
     );
   }
 
-  async chargeCounters(
+  chargeCounters(
     transaction: string,
     operations: readonly CounterOperation[],
     now: number,
     markerTtlMs: number,
-  ): Promise<boolean> {
+  ): boolean {
     const marker = `tx:${transaction}`;
     if (this.live(marker, now) !== undefined) return false;
     this.put(marker, { kind: "charged" }, now + markerTtlMs);
@@ -199,7 +201,7 @@ export class MemoryStore implements PolicyStore {
     return true;
   }
 
-  async greylist(query: GreylistQuery, now: number, settings: GreylistSettings): Promise<GreylistDecision> {
+  greylist(query: GreylistQuery, now: number, settings: GreylistSettings): GreylistDecision {
     const tripletEntry = this.live(query.tripletId, now);
     const clientEntry = this.live(query.clientId, now);
     const triplet = tripletEntry?.record.kind === "triplet" ? tripletEntry.record.record : undefined;
@@ -222,7 +224,7 @@ export class MemoryStore implements PolicyStore {
     return step.decision;
   }
 
-  async recordBurst(sample: BurstSample, now: number, settings: BurstSettings): Promise<BurstOutcome> {
+  recordBurst(sample: BurstSample, now: number, settings: BurstSettings): BurstOutcome {
     const key = burstKey(sample.login);
     const entry = this.live(key, now);
     const previous = entry?.record.kind === "burst" ? entry.record.record : undefined;
@@ -255,12 +257,12 @@ export class MemoryStore implements PolicyStore {
     return { kind: "held", hold, newlyHeld: true, trigger };
   }
 
-  async hold(login: string): Promise<HoldRecord | null> {
+  hold(login: string): HoldRecord | null {
     const entry = this.live(holdKey(login), this.now());
     return entry?.record.kind === "hold" ? entry.record.record : null;
   }
 
-  async release(login: string): Promise<boolean> {
+  release(login: string): boolean {
     const existed = this.drop(holdKey(login));
     if (existed) this.clearCurrentInterval(login);
     return existed;
@@ -275,12 +277,12 @@ export class MemoryStore implements PolicyStore {
     this.put(key, { kind: "burst", record, members: [] }, entry.expiresAt, new Set());
   }
 
-  async report(
+  report(
     counters: readonly CounterOperation[],
     login: string | null,
     clientId: string | null,
     now: number,
-  ): Promise<KeyReport> {
+  ): KeyReport {
     const burstEntry = login === null ? undefined : this.live(burstKey(login), now);
     const clientEntry = clientId === null ? undefined : this.live(clientId, now);
     return {
@@ -292,13 +294,13 @@ export class MemoryStore implements PolicyStore {
           reading: readWindow(state ?? undefined, operation.spec, operation.cost, now),
         };
       }),
-      hold: login === null ? null : await this.hold(login),
+      hold: login === null ? null : this.hold(login),
       burst: burstEntry?.record.kind === "burst" ? burstEntry.record.record : null,
       greylistClient: clientEntry?.record.kind === "client" ? clientEntry.record.record : null,
     };
   }
 
-  async reset(counterIds: readonly string[], login: string | null): Promise<number> {
+  reset(counterIds: readonly string[], login: string | null): number {
     let removed = 0;
     for (const id of counterIds) if (this.drop(id)) removed++;
     if (login !== null && this.drop(burstKey(login))) removed++;

@@ -6,7 +6,8 @@
  * at info with the rule or list that decided; plain acceptances at debug
  * (Postfix asks once per recipient). A stage policyd does not use (it is
  * hooked somewhere other than RCPT and END-OF-MESSAGE) is answered DUNNO
- * with one warning per connection. A new hold raises the alert.
+ * with one warning per connection. A new hold raises the alert. With the
+ * memory store the reply is returned synchronously (no promise per request).
  */
 import type { Logger } from "pino";
 import { sanitizePeerString } from "../core/log/logger.js";
@@ -14,6 +15,7 @@ import type { SessionFactory } from "../core/net/protocol.js";
 import type { PolicyRequest } from "../core/protocols/policy.js";
 import type { PolicyAction } from "../core/protocols/policy-reply.js";
 import { type CheckEvent, type Decision, type DecisionDependencies, decide } from "./decide.js";
+import { isPromiseLike } from "./drive.js";
 import { type RequestFacts, readFacts } from "./facts.js";
 
 export interface PolicySessionDependencies {
@@ -30,25 +32,30 @@ export function policySessions(
 ): SessionFactory<PolicyRequest, PolicyAction> {
   return (_peer, log) => {
     let warnedStage = false;
+    const answer = (facts: RequestFacts, decision: Decision): PolicyAction => {
+      dependencies.counted?.(decision.events, decision);
+      if (decision.outcome.kind === "not_applicable") {
+        if (!warnedStage) {
+          warnedStage = true;
+          log.warn(
+            { state: sanitizePeerString(facts.protocolState, 32) },
+            "policy request at a stage policyd does not use; answering DUNNO (hook it at RCPT and END-OF-MESSAGE)",
+          );
+        }
+        return decision.action;
+      }
+      logDecision(log, facts, decision);
+      if (decision.alert !== null) dependencies.alert?.(decision.alert, log);
+      return decision.action;
+    };
     return {
-      async handle(request) {
+      // The reply itself when the decision finished synchronously (memory store), a promise otherwise.
+      handle(request) {
         const deps = dependencies.current();
         const facts = readFacts(request, deps.settings.recipientDelimiters);
-        const decision = await decide(facts, deps);
-        dependencies.counted?.(decision.events, decision);
-        if (decision.outcome.kind === "not_applicable") {
-          if (!warnedStage) {
-            warnedStage = true;
-            log.warn(
-              { state: sanitizePeerString(facts.protocolState, 32) },
-              "policy request at a stage policyd does not use; answering DUNNO (hook it at RCPT and END-OF-MESSAGE)",
-            );
-          }
-          return decision.action;
-        }
-        logDecision(log, facts, decision);
-        if (decision.alert !== null) dependencies.alert?.(decision.alert, log);
-        return decision.action;
+        const decision = decide(facts, deps);
+        if (isPromiseLike(decision)) return decision.then((settled) => answer(facts, settled));
+        return answer(facts, decision);
       },
     };
   };
