@@ -18,8 +18,10 @@ export interface BenchOptions {
   maxRequests: number;
   repetitions: number;
   concurrency: number[];
-  /** Directory sizes for the growth curves. */
+  /** Directory sizes for the growth curves (verifyd, quotad, sync run). */
   growthUsers: number[];
+  /** Distinct rate-limit counters prefilled into policyd's store for its growth curve. */
+  growthKeys: number[];
   /** Directory size of the side-by-side socketmap comparison (verifyd, LDAP anchor). */
   users: number;
   /** Write docs/performance.md from the results (default true). */
@@ -38,6 +40,7 @@ export const DEFAULT_OPTIONS: BenchOptions = {
   repetitions: 3,
   concurrency: [1, 10, 50],
   growthUsers: [1_000, 10_000, 100_000],
+  growthKeys: [1_000, 100_000, 1_000_000],
   users: 100_000,
   report: true,
   reportOnly: false,
@@ -53,6 +56,7 @@ export const USAGE = `usage: npm run bench -- [flags]
   --concurrency LIST   connections, comma-separated (default 1,10,50)
   --users N            directory size for the socketmap comparison (default 100000)
   --growth-users LIST  directory sizes for the growth curves (default 1000,10000,100000)
+  --growth-keys LIST   policyd counter keys prefilled for its growth curve (default 1000,100000,1000000)
   --no-report          do not rewrite docs/performance.md
   --report-only        only rewrite docs/performance.md from bench/results/*.json
   --help               this text`;
@@ -66,7 +70,11 @@ const VALUE_FLAGS = new Set([
   "--users",
   "--concurrency",
   "--growth-users",
+  "--growth-keys",
 ]);
+
+/** Leaves room under policyd.store.max_entries (100,000,000) for what the run itself adds. */
+export const MAX_GROWTH_KEYS = 50_000_000;
 
 export type ParsedOptions = { ok: true; options: BenchOptions } | { ok: false; error: string };
 
@@ -98,6 +106,7 @@ export function parseBenchArgs(argv: readonly string[]): ParsedOptions {
     suites: [...DEFAULT_OPTIONS.suites],
     concurrency: [...DEFAULT_OPTIONS.concurrency],
     growthUsers: [...DEFAULT_OPTIONS.growthUsers],
+    growthKeys: [...DEFAULT_OPTIONS.growthKeys],
   };
   for (let index = 0; index < argv.length; index++) {
     const flag = argv[index]!;
@@ -146,11 +155,13 @@ export function parseBenchArgs(argv: readonly string[]): ParsedOptions {
         break;
       }
       case "--concurrency":
-      case "--growth-users": {
+      case "--growth-users":
+      case "--growth-keys": {
         const list = integerList(value);
         if (list === undefined) return bad("expected positive whole numbers separated by commas");
         if (name === "--concurrency") options.concurrency = list;
-        else options.growthUsers = list;
+        else if (name === "--growth-users") options.growthUsers = list;
+        else options.growthKeys = list;
         break;
       }
       default:
@@ -159,6 +170,10 @@ export function parseBenchArgs(argv: readonly string[]): ParsedOptions {
   }
   if (options.concurrency.some((connections) => connections > 1_000)) {
     return { ok: false, error: "--concurrency: at most 1000 connections" };
+  }
+  // policyd's store holds at most 100,000,000 records (policyd.store.max_entries).
+  if (options.growthKeys.some((keys) => keys > MAX_GROWTH_KEYS)) {
+    return { ok: false, error: `--growth-keys: at most ${MAX_GROWTH_KEYS} keys` };
   }
   return { ok: true, options };
 }

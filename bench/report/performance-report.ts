@@ -322,7 +322,7 @@ function growthSection(result: StoredResult, charts: Record<string, string>): st
   const sync = (result.extra["sync"] as SyncPoint[] | undefined) ?? [];
   const connections = Number(result.extra["connections"]);
   const rowOf = (point: GrowthPoint) => result.summary.find((row) => row.row === point.target);
-  const ceiling = result.summary.find((row) => row.role === "ceiling");
+  const ceiling = result.summary.find((row) => row.role === "ceiling" && row.protocol === "socketmap");
   const categories = points.map((point) => formatCount(point.users));
   charts["growth-throughput.svg"] = lineChart({
     title: `verifyd socketmap at ${connections} connections by directory size`,
@@ -415,6 +415,152 @@ function growthSection(result: StoredResult, charts: Record<string, string>): st
       .map((failure) => `- **${failure.target}: not measured** — ${failure.error.split("\n")[0]}`)
       .join("\n"),
     result.notes.map((note) => `- ${note}`).join("\n"),
+    "",
+    quotadGrowth(result, charts),
+    policydGrowth(result, charts),
+  ].join("\n");
+}
+
+interface QuotadGrowthPoint {
+  users: number;
+  target: string;
+  usageRows: number;
+  startMs: number | null;
+  idleRssMb: number | null;
+}
+
+interface PolicydGrowthPoint {
+  keys: number;
+  poolKeys: number;
+  target: string;
+  storeBytes: number;
+  prefillMs: number;
+  startMs: number | null;
+  idleRssMb: number | null;
+}
+
+/** Start, idle RSS, throughput, p99 and RSS under load of one growth point's row. */
+function growthCells(
+  result: StoredResult,
+  point: { target: string; startMs: number | null; idleRssMb: number | null },
+): string[] {
+  const row = result.summary.find((candidate) => candidate.row === point.target);
+  return [
+    point.startMs === null ? "–" : `${(point.startMs / 1000).toFixed(1)} s`,
+    point.idleRssMb === null ? "–" : `${point.idleRssMb.toFixed(0)} MB`,
+    formatCount(row?.requestsPerSecond ?? Number.NaN),
+    formatPercent(row?.ratioToCeiling ?? Number.NaN),
+    formatMicros(row?.p99Us ?? Number.NaN),
+    row === undefined ? "–" : `${row.maxRssMb.toFixed(0)} MB`,
+    row === undefined ? "–" : formatMicros(row.cpuUsPerRequest),
+  ];
+}
+
+const GROWTH_COLUMNS = [
+  "start until answering",
+  "idle RSS",
+  "requests/s",
+  "of ceiling",
+  "p99",
+  "RSS under load",
+  "CPU / request",
+];
+
+/** The chart of one daemon's growth: throughput on one axis would hide p99 and RSS, so all on a log axis. */
+function growthChart(
+  title: string,
+  xLabel: string,
+  categories: string[],
+  result: StoredResult,
+  points: ReadonlyArray<{ target: string; startMs: number | null }>,
+): string {
+  const rowOf = (target: string) => result.summary.find((row) => row.row === target);
+  return lineChart({
+    title,
+    categories,
+    xLabel,
+    yLabel: "requests/s (thousands) / p99 (ms) / RSS (MB) / start (s)",
+    yScale: "log",
+    series: [
+      {
+        name: "requests/s, thousands",
+        values: points.map((point) => (rowOf(point.target)?.requestsPerSecond ?? Number.NaN) / 1000),
+      },
+      { name: "p99, ms", values: points.map((point) => (rowOf(point.target)?.p99Us ?? Number.NaN) / 1000) },
+      { name: "RSS under load, MB", values: points.map((point) => rowOf(point.target)?.maxRssMb ?? null) },
+      {
+        name: "start until answering, s",
+        values: points.map((point) => (point.startMs ?? Number.NaN) / 1000),
+      },
+    ],
+  });
+}
+
+function policyCeilingLine(result: StoredResult): string {
+  const ceiling = result.summary.find((row) => row.role === "ceiling" && row.protocol === "policy");
+  return ceiling === undefined
+    ? ""
+    : `Policy ceiling in the same sitting: ${formatCount(ceiling.requestsPerSecond)}/s at ${ceiling.connections} connections (p99 ${formatMicros(ceiling.p99Us)}).`;
+}
+
+function quotadGrowth(result: StoredResult, charts: Record<string, string>): string {
+  const points = result.extra["quotad"] as QuotadGrowthPoint[] | undefined;
+  if (points === undefined || points.length === 0) return "";
+  const connections = Number(result.extra["connections"]);
+  charts["growth-quotad.svg"] = growthChart(
+    `quotad RCPT checks at ${connections} connections by users (usage rows)`,
+    "users in the snapshot, one usage row each",
+    points.map((point) => formatCount(point.users)),
+    result,
+    points,
+  );
+  return [
+    "### quotad by directory and usage table size",
+    "",
+    markdownTable(
+      ["users", "usage rows", ...GROWTH_COLUMNS],
+      points.map((point) => [
+        formatCount(point.users),
+        formatCount(point.usageRows),
+        ...growthCells(result, point),
+      ]),
+    ),
+    "",
+    policyCeilingLine(result),
+    "",
+    `![quotad by size](${CHART_LINK_PREFIX}growth-quotad.svg)`,
+    "",
+  ].join("\n");
+}
+
+function policydGrowth(result: StoredResult, charts: Record<string, string>): string {
+  const points = result.extra["policyd"] as PolicydGrowthPoint[] | undefined;
+  if (points === undefined || points.length === 0) return "";
+  const connections = Number(result.extra["connections"]);
+  charts["growth-policyd.svg"] = growthChart(
+    `policyd RCPT checks at ${connections} connections by distinct counters`,
+    "rate-limit counters in the store at start",
+    points.map((point) => formatCount(point.keys)),
+    result,
+    points,
+  );
+  return [
+    "### policyd by distinct rate-limit counters",
+    "",
+    markdownTable(
+      ["counters", "store file", "written in", ...GROWTH_COLUMNS],
+      points.map((point) => [
+        formatCount(point.keys),
+        `${(point.storeBytes / 1024 / 1024).toFixed(1)} MB`,
+        `${(point.prefillMs / 1000).toFixed(1)} s`,
+        ...growthCells(result, point),
+      ]),
+    ),
+    "",
+    `The requests touch ${formatCount(points[0]?.poolKeys ?? Number.NaN)} distinct counters; with fewer prefilled, the rest start empty.`,
+    policyCeilingLine(result),
+    "",
+    `![policyd by counters](${CHART_LINK_PREFIX}growth-policyd.svg)`,
     "",
   ].join("\n");
 }

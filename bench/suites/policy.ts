@@ -26,8 +26,12 @@ import { policyPool } from "../workload/pools.js";
 import { runComparison } from "./comparison.js";
 import type { SuiteContext, SuiteResult } from "./suite.js";
 
-const POOL_SIZE = 20_000;
-const POLICY_USERS = 10_000;
+/** RCPT requests in the pool (the growth suite draws its policy pools the same way). */
+export const POLICY_POOL_SIZE = 20_000;
+export const POLICY_POOL_SEED = 7_001;
+/** Generated users of the snapshot policyd and quotad read here (and policyd in the growth suite). */
+export const POLICY_USERS = 10_000;
+const POOL_SIZE = POLICY_POOL_SIZE;
 
 /** emailng's policy daemons, as descriptors (see bench/README.md, "Adding a target"). */
 export const EMAILNG_POLICY_TARGETS: Array<(options: EmailngPolicyOptions) => TargetDescriptor> = [
@@ -42,7 +46,7 @@ export async function policySuite(context: SuiteContext): Promise<SuiteResult> {
   const directory = await context.directory(POLICY_USERS);
   const keys = directory.keys;
   const pools = { rcpt: join(work, "pool-policy.json") };
-  writeFileSync(pools.rcpt, JSON.stringify(policyPool(keys, POOL_SIZE, 7_001)));
+  writeFileSync(pools.rcpt, JSON.stringify(policyPool(keys, POOL_SIZE, POLICY_POOL_SEED)));
   const probe = keys.primaries[0]!;
   const targets: TargetDescriptor[] = [
     doNothingTarget("policy", "unix", "rcpt"),

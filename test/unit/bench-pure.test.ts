@@ -41,6 +41,11 @@ describe("flags", () => {
       input: ["--growth-users", "1000,100000"],
       want: { growthUsers: [1_000, 100_000] },
     },
+    {
+      name: "growth counter keys",
+      input: ["--growth-keys", "1000000,1000"],
+      want: { growthKeys: [1_000, 1_000_000], growthUsers: [1_000, 10_000, 100_000] },
+    },
   ])("$name", ({ input, want }) => {
     const parsed = parseBenchArgs(input);
     if (!parsed.ok) throw new Error(parsed.error);
@@ -54,6 +59,8 @@ describe("flags", () => {
     { name: "missing value", input: ["--users"], want: /needs a value/ },
     { name: "unknown flag", input: ["--turbo"], want: /unknown flag/ },
     { name: "too many connections", input: ["--concurrency", "5000"], want: /at most 1000/ },
+    { name: "too many counter keys", input: ["--growth-keys", "90000000"], want: /at most 50000000 keys/ },
+    { name: "bad counter keys", input: ["--growth-keys", "1000,lots"], want: /whole numbers/ },
   ])("refuses $name", ({ input, want }) => {
     const parsed = parseBenchArgs(input);
     expect(parsed.ok).toBe(false);

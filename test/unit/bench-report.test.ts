@@ -156,6 +156,66 @@ describe("renderReport", () => {
     expect(markdown).toContain("](../bench/results/charts/socketmap-throughput.svg)");
   });
 
+  it("shows quotad's and policyd's growth with a table and a chart each, against the policy ceiling", () => {
+    const policy = (row: string, role: Measurement["role"], rps: number, p99: number) => ({
+      ...measurement(row, role, 50, rps, p99),
+      protocol: "policy" as const,
+    });
+    const growthMeasurements = [
+      measurement("do-nothing", "ceiling", 50, 40_000, 2_500),
+      measurement("verifyd 1,000 users", "daemon", 50, 30_000, 3_000),
+      policy("do-nothing (policy)", "ceiling", 20_000, 5_000),
+      policy("quotad 1,000 users", "daemon", 10_000, 9_000),
+      policy("policyd 1,000,000 keys", "daemon", 5_000, 40_000),
+    ];
+    const growth: StoredResult = {
+      ...socketmap,
+      suite: "growth",
+      settings: { ...socketmap.settings, concurrency: [50] },
+      failures: [],
+      measurements: growthMeasurements,
+      summary: summarize(growthMeasurements),
+      extra: {
+        connections: 50,
+        points: [
+          {
+            users: 1_000,
+            groups: 50,
+            snapshotBytes: 1_048_576,
+            target: "verifyd 1,000 users",
+            startMs: 900,
+            idleRssMb: 80,
+          },
+        ],
+        sync: [],
+        quotad: [
+          { users: 1_000, target: "quotad 1,000 users", usageRows: 1_000, startMs: 1_500, idleRssMb: 90 },
+        ],
+        policyd: [
+          {
+            keys: 1_000_000,
+            poolKeys: 5_020,
+            target: "policyd 1,000,000 keys",
+            storeBytes: 157_286_400,
+            prefillMs: 4_200,
+            startMs: 6_300,
+            idleRssMb: 610,
+          },
+        ],
+      },
+    };
+    const { markdown, charts } = renderReport({ growth });
+    expect(markdown).toContain("| 1,000 | 1,000 | 1.5 s | 90 MB | 10,000 | 50% | 9 ms | 140 MB |");
+    expect(markdown).toContain("| 1,000,000 | 150.0 MB | 4.2 s | 6.3 s | 610 MB | 5,000 | 25% | 40 ms |");
+    expect(markdown).toContain("Policy ceiling in the same sitting: 20,000/s at 50 connections");
+    // verifyd is still set against the socketmap ceiling.
+    expect(markdown).toContain("Ceiling in the same sitting: 40,000/s at 50 connections.");
+    expect(Object.keys(charts)).toEqual(
+      expect.arrayContaining(["growth-quotad.svg", "growth-policyd.svg", "growth-throughput.svg"]),
+    );
+    expect(markdown).toContain("](../bench/results/charts/growth-policyd.svg)");
+  });
+
   it("writes no section and no goal for a suite without results", () => {
     const { markdown, charts } = renderReport({});
     expect(markdown).not.toContain("Against the targets");
