@@ -77,6 +77,7 @@ import { mappingFromConfig } from "../core/ldap/mapping.js";
 import { createLogger } from "../core/log/logger.js";
 import { type MetricsServer, startMetricsServer } from "../core/metrics/http.js";
 import { createDaemonMetrics } from "../core/metrics/registry.js";
+import type { CounterSeries } from "../core/metrics/scraped.js";
 import { registerSnapshotGauges } from "../core/metrics/snapshot-gauges.js";
 import type { BoundAddress } from "../core/net/listeners.js";
 import { dictProtocol, socketmapProtocol } from "../core/net/protocol-definitions.js";
@@ -114,22 +115,13 @@ export async function startVerifyd(
 ): Promise<Verifyd> {
   const settings = config.verifyd;
   const metrics = createDaemonMetrics("verifyd", { processMetrics: options.processMetrics ?? true });
-  const lookups = metrics.counter({
+  const lookups = metrics.scrapedCounter({
     name: "emailng_verifyd_lookups_total",
     help: "Socketmap lookups answered, by map and reply status (OK, NOTFOUND, TEMP, PERM).",
     labelNames: ["map", "result"],
   });
-  // Label children resolved once: this counter is bumped on every lookup.
-  const lookupChildren = new Map<string, ReturnType<typeof lookups.labels>>();
-  const lookupSeries = (map: string, result: string) => {
-    const key = `${map} ${result}`;
-    let child = lookupChildren.get(key);
-    if (child === undefined) {
-      child = lookups.labels({ map, result });
-      lookupChildren.set(key, child);
-    }
-    return child;
-  };
+  // Bumped on every lookup: each series resolved once, by map then result.
+  const lookupSeries = seriesTable((map, result) => lookups.series({ map, result }));
   for (const map of [...MAP_NAMES, "other"]) {
     for (const result of ["OK", "NOTFOUND", "TEMP", "PERM"]) lookupSeries(map, result).inc(0);
   }
@@ -201,11 +193,12 @@ export async function startVerifyd(
   let dictServer: ProtocolServer | null = null;
   const dovecot = settings.dovecot;
   if (dovecot.listen.length > 0) {
-    const authLookups = metrics.counter({
+    const authLookups = metrics.scrapedCounter({
       name: "emailng_verifyd_dovecot_lookups_total",
       help: "Dovecot dict lookups answered, by kind (passdb, userdb, iterate, other) and detail (found, not_found, inactive, stale, no_password …).",
       labelNames: ["kind", "detail"],
     });
+    const authLookupSeries = seriesTable((kind, detail) => authLookups.series({ kind, detail }));
     const authSettings: DovecotAuthSettings = {
       username: dovecot.username,
       uid: dovecot.uid,
@@ -229,7 +222,7 @@ export async function startVerifyd(
                 return liveLookup(name, current.resolver.domains, signal);
               },
             }),
-        counted: (kind, detail) => authLookups.inc({ kind, detail }),
+        counted: (kind, detail) => authLookupSeries(kind, detail).inc(),
       }),
       limits: {
         maxConnections: settings.max_connections,
@@ -282,6 +275,24 @@ export async function startVerifyd(
       })();
       return closing;
     },
+  };
+}
+
+/** Counter series by two label values, each made once (a handful of maps, results, kinds and details). */
+function seriesTable(make: (first: string, second: string) => CounterSeries) {
+  const table = new Map<string, Map<string, CounterSeries>>();
+  return (first: string, second: string): CounterSeries => {
+    let row = table.get(first);
+    if (row === undefined) {
+      row = new Map();
+      table.set(first, row);
+    }
+    let series = row.get(second);
+    if (series === undefined) {
+      series = make(first, second);
+      row.set(second, series);
+    }
+    return series;
   };
 }
 

@@ -28,6 +28,13 @@ import {
   Registry,
 } from "prom-client";
 import type { ServerObserver } from "../net/protocol.js";
+import {
+  type CounterSeries,
+  type HistogramSeries,
+  ScrapedCounter,
+  type ScrapedDefinition,
+  ScrapedHistogram,
+} from "./scraped.js";
 
 /**
  * Lookups answered from memory take well under a millisecond; a request that
@@ -51,6 +58,8 @@ export interface DaemonMetrics {
   counter<Label extends string>(definition: Definition<CounterConfiguration<Label>>): Counter<Label>;
   gauge<Label extends string>(definition: Definition<GaugeConfiguration<Label>>): Gauge<Label>;
   histogram<Label extends string>(definition: Definition<HistogramConfiguration<Label>>): Histogram<Label>;
+  /** A counter for the per-request path: resolve each label set once with series(), then inc() it. */
+  scrapedCounter<Label extends string>(definition: ScrapedDefinition<Label>): ScrapedCounter<Label>;
 }
 
 export interface DaemonMetricsOptions {
@@ -63,18 +72,17 @@ export function createDaemonMetrics(program: string, options: DaemonMetricsOptio
   registry.setDefaultLabels({ program });
   if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
 
-  const requests = new Counter({
+  // Counted on every request: plain numbers, turned into prom-client values when scraped.
+  const requests = new ScrapedCounter(registry, {
     name: "emailng_requests_total",
     help: "Requests answered, by outcome (OK, NOTFOUND, TEMP, DUNNO, …).",
     labelNames: ["outcome"],
-    registers: [registry],
   });
-  const duration = new Histogram({
+  const duration = new ScrapedHistogram(registry, {
     name: "emailng_request_duration_seconds",
     help: "Time from a complete request to its reply being queued, by outcome.",
     labelNames: ["outcome"],
-    buckets: [...REQUEST_DURATION_BUCKETS],
-    registers: [registry],
+    buckets: REQUEST_DURATION_BUCKETS,
   });
   const connections = new Gauge({
     name: "emailng_connections",
@@ -100,10 +108,7 @@ export function createDaemonMetrics(program: string, options: DaemonMetricsOptio
   for (const kind of ERROR_KINDS) errors.inc({ kind }, 0);
   for (const reason of REFUSAL_REASONS) refused.inc({ reason }, 0);
 
-  const byOutcome = new Map<
-    string,
-    { count: ReturnType<typeof requests.labels>; time: ReturnType<typeof duration.labels> }
-  >();
+  const byOutcome = new Map<string, { count: CounterSeries; time: HistogramSeries }>();
   const observer: ServerObserver = {
     connectionOpened: (listener) => connections.inc({ listener }),
     connectionClosed: (listener) => connections.dec({ listener }),
@@ -113,7 +118,7 @@ export function createDaemonMetrics(program: string, options: DaemonMetricsOptio
       // handful per protocol), not resolved from a label object each time.
       let series = byOutcome.get(outcome);
       if (series === undefined) {
-        series = { count: requests.labels({ outcome }), time: duration.labels({ outcome }) };
+        series = { count: requests.series({ outcome }), time: duration.series({ outcome }) };
         byOutcome.set(outcome, series);
       }
       series.count.inc();
@@ -128,5 +133,6 @@ export function createDaemonMetrics(program: string, options: DaemonMetricsOptio
     counter: (definition) => new Counter({ ...definition, registers: [registry] }),
     gauge: (definition) => new Gauge({ ...definition, registers: [registry] }),
     histogram: (definition) => new Histogram({ ...definition, registers: [registry] }),
+    scrapedCounter: (definition) => new ScrapedCounter(registry, definition),
   };
 }
