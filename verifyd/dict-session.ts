@@ -15,7 +15,8 @@ import type { Logger } from "pino";
 import type { CurrentSnapshot } from "../core/directory/live-snapshot.js";
 import type { DirectoryUser } from "../core/directory/model.js";
 import { sanitizePeerString } from "../core/log/logger.js";
-import type { SessionFactory } from "../core/net/protocol.js";
+import type { RequestContext, SessionFactory } from "../core/net/protocol.js";
+import type { DictProtocolVersion } from "../core/protocols/dict-commands.js";
 import { DictIterateFlag } from "../core/protocols/dict-commands.js";
 import type { DictClientFrame, DictServerReply } from "../core/protocols/dovecot-dict.js";
 import {
@@ -42,6 +43,12 @@ export interface DictSessionDependencies {
   counted?: (kind: string, detail: string) => void;
 }
 
+const BAD_DICT_ANSWER: AuthAnswer = {
+  kind: "other",
+  result: { kind: "failed", error: "dict not served" },
+  detail: "bad_dict",
+};
+
 export function verifydDictSessions(
   dependencies: DictSessionDependencies,
 ): SessionFactory<DictClientFrame, DictServerReply> {
@@ -55,14 +62,13 @@ export function verifydDictSessions(
       log.warn(fields, message);
     };
 
-    async function lookup(key: string, signal: AbortSignal): Promise<AuthAnswer> {
-      if (dictName === null) {
-        return {
-          kind: "other",
-          result: { kind: "failed", error: "dict not served" },
-          detail: "bad_dict",
-        };
-      }
+    /**
+     * The snapshot's answer, at once; only a name the snapshot does not know,
+     * with live lookups on, waits for LDAP (and only then is the request's
+     * signal asked for).
+     */
+    function lookup(key: string, context: RequestContext): AuthAnswer | Promise<AuthAnswer> {
+      if (dictName === null) return BAD_DICT_ANSWER;
       const snapshot = dependencies.snapshot();
       const answer = answerAuthLookup(key, dictName, snapshot, dependencies.settings);
       if (answer.detail !== "not_found" || dependencies.liveLookup === undefined || snapshot === null) {
@@ -70,13 +76,33 @@ export function verifydDictSessions(
       }
       const name = lookupName(key);
       if (name === null) return answer;
-      const user = await dependencies.liveLookup(name, signal);
-      if (user === null) return answer;
-      return answerFromLiveUser(answer.kind, user, dictName, dependencies.settings);
+      const served = dictName;
+      return dependencies
+        .liveLookup(name, context.signal)
+        .then((user) =>
+          user === null ? answer : answerFromLiveUser(answer.kind, user, served, dependencies.settings),
+        );
+    }
+
+    function lookupReply(key: string, version: DictProtocolVersion, answer: AuthAnswer): DictServerReply {
+      dependencies.counted?.(answer.kind, answer.detail);
+      if (answer.problem !== undefined) {
+        warnOnce(
+          `${answer.kind} ${answer.detail}`,
+          { key: sanitizePeerString(key, 200), detail: answer.detail },
+          answer.problem,
+        );
+      } else if (log.isLevelEnabled("debug")) {
+        log.debug(
+          { key: sanitizePeerString(key, 200), result: answer.result.kind, detail: answer.detail },
+          "lookup",
+        );
+      }
+      return { kind: "lookup", version, result: answer.result };
     }
 
     return {
-      async handle(frame, context): Promise<DictServerReply | undefined> {
+      handle(frame, context): DictServerReply | undefined | Promise<DictServerReply> {
         switch (frame.kind) {
           case "hello": {
             helloSeen = true;
@@ -111,25 +137,11 @@ export function verifydDictSessions(
         const { command, version } = frame;
         switch (command.kind) {
           case "lookup": {
-            const answer = await lookup(command.key, context.signal);
-            dependencies.counted?.(answer.kind, answer.detail);
-            if (answer.problem !== undefined) {
-              warnOnce(
-                `${answer.kind} ${answer.detail}`,
-                { key: sanitizePeerString(command.key, 200), detail: answer.detail },
-                answer.problem,
-              );
-            } else if (log.isLevelEnabled("debug")) {
-              log.debug(
-                {
-                  key: sanitizePeerString(command.key, 200),
-                  result: answer.result.kind,
-                  detail: answer.detail,
-                },
-                "lookup",
-              );
-            }
-            return { kind: "lookup", version, result: answer.result };
+            const { key } = command;
+            const answer = lookup(key, context);
+            return answer instanceof Promise
+              ? answer.then((live) => lookupReply(key, version, live))
+              : lookupReply(key, version, answer);
           }
           case "iterate": {
             const iteration =
