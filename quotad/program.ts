@@ -39,7 +39,8 @@
  *   policy answer reveals only whether a mailbox is full.
  *
  * CONFIGURATION (deploy/emailng.example.toml)
- *   [quotad] listen, max_connections (1000), request_timeout (10 s),
+ *   [quotad] listen (may be [] on a back-end that only takes the feed),
+ *   max_connections (1000), request_timeout (10 s),
  *   idle_timeout (330 s), default_limit (0 = unlimited), grace (10%),
  *   usage_max_age (7 d), dovecot_username (login), group_policy (all),
  *   several_recipients (accept), snapshot_check_interval (2 s),
@@ -235,7 +236,8 @@ export async function startQuotad(
     await usage.close();
   };
   try {
-    await policyServer.listen(settings.listen.map(toListenerSpec));
+    // Empty on a back-end whose quotad only receives quota_clone writes.
+    if (settings.listen.length > 0) await policyServer.listen(settings.listen.map(toListenerSpec));
     await feedServer?.listen(settings.feed.listen.map(toListenerSpec));
     const metricsListen = settings.metrics.listen;
     if (metricsListen !== null) {
@@ -243,7 +245,9 @@ export async function startQuotad(
         host: metricsListen.host,
         port: metricsListen.port,
         registry: metrics.registry,
-        isReady: () => snapshot.current()?.fresh === true && policyServer.addresses().length > 0,
+        isReady: () =>
+          snapshot.current()?.fresh === true &&
+          policyServer.addresses().length + (feedServer?.addresses().length ?? 0) > 0,
         log,
       });
     }

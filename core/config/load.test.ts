@@ -102,6 +102,19 @@ describe("the example configuration", () => {
 });
 
 describe("parseConfigText", () => {
+  it("lets a back-end's quotad listen only for quota_clone, but not on nothing at all", () => {
+    const feedOnly = parseConfigText(
+      '[quotad]\nlisten = []\n[[quotad.feed.listen]]\nunix = "/run/emailng/quotad-dict.sock"',
+    );
+    expect(feedOnly.ok).toBe(true);
+    if (feedOnly.ok) expect(feedOnly.config.quotad.listen).toEqual([]);
+    const nothing = parseConfigText("[quotad]\nlisten = []");
+    expect(nothing.ok).toBe(false);
+    if (!nothing.ok) expect(nothing.errors.map((issue) => issue.path)).toEqual(["quotad.listen"]);
+    const verifydNothing = parseConfigText("[verifyd]\nlisten = []");
+    expect(verifydNothing.ok).toBe(false);
+  });
+
   it("fills defaults and freezes the result deeply", () => {
     const result = parseConfigText("");
     expect(result.ok).toBe(true);

@@ -103,12 +103,19 @@ export interface DaemonDefaults {
  * The keys every daemon shares: where it listens, how many connections it
  * holds, its per-request budget, its idle timeout and its metrics endpoint.
  */
-export function daemonSection<Extra extends z.core.$ZodLooseShape>(defaults: DaemonDefaults, extra: Extra) {
+export function daemonSection<Extra extends z.core.$ZodLooseShape>(
+  defaults: DaemonDefaults,
+  extra: Extra,
+  options: { emptyListenAllowed?: boolean } = {},
+) {
+  const listeners = z.array(listenerSchema);
   return section({
-    listen: z
-      .array(listenerSchema)
-      .min(1, { error: "needs at least one listener" })
-      .prefault([{ unix: defaults.socket }]),
+    // `listen = []` is allowed only where the daemon has other work (quotad
+    // on a back-end: only the quota_clone feed); left out, the default socket.
+    listen: (options.emptyListenAllowed === true
+      ? listeners
+      : listeners.min(1, { error: "needs at least one listener" })
+    ).prefault([{ unix: defaults.socket }]),
     max_connections: integer({ default: 1000, min: 1, max: 100_000 }),
     request_timeout: duration(defaults.requestTimeout),
     idle_timeout: duration(defaults.idleTimeout),
@@ -123,42 +130,57 @@ export function daemonSection<Extra extends z.core.$ZodLooseShape>(defaults: Dae
 const POLICY_REQUEST_TIMEOUT: UnitBounds = { default: "10s", min: "100ms", max: "60s" };
 const POLICY_IDLE_TIMEOUT: UnitBounds = { default: "330s", min: "301s", max: "2h" };
 
-export const configSchema = z.strictObject({
-  log: logSection,
-  ldap: ldapSection,
-  snapshot: snapshotSection,
-  directory: directorySection,
-  sync: syncSection,
-  cleanup: cleanupSection,
-  verifyd: daemonSection(
-    {
-      socket: "/run/emailng/verifyd.sock",
-      // Dovecot's dict client gives up after 30 s (compiled in); answer TEMP well before.
-      requestTimeout: { default: "5s", min: "100ms", max: "25s" },
-      // Postfix drops idle socketmap connections after 10 s; keep ours open longer.
-      idleTimeout: { default: "30s", min: "11s", max: "1h" },
-    },
-    verifydSettings,
-  ),
-  policyd: daemonSection(
-    {
-      socket: "/run/emailng/policyd.sock",
-      requestTimeout: POLICY_REQUEST_TIMEOUT,
-      idleTimeout: POLICY_IDLE_TIMEOUT,
-    },
-    policydSettings,
-  ),
-  quotad: daemonSection(
-    {
-      socket: "/run/emailng/quotad.sock",
-      requestTimeout: POLICY_REQUEST_TIMEOUT,
-      idleTimeout: POLICY_IDLE_TIMEOUT,
-    },
-    quotadSettings,
-  ),
-  redis: redisSection,
-  sieve: sieveSection,
-});
+export const configSchema = z
+  .strictObject({
+    log: logSection,
+    ldap: ldapSection,
+    snapshot: snapshotSection,
+    directory: directorySection,
+    sync: syncSection,
+    cleanup: cleanupSection,
+    verifyd: daemonSection(
+      {
+        socket: "/run/emailng/verifyd.sock",
+        // Dovecot's dict client gives up after 30 s (compiled in); answer TEMP well before.
+        requestTimeout: { default: "5s", min: "100ms", max: "25s" },
+        // Postfix drops idle socketmap connections after 10 s; keep ours open longer.
+        idleTimeout: { default: "30s", min: "11s", max: "1h" },
+      },
+      verifydSettings,
+    ),
+    policyd: daemonSection(
+      {
+        socket: "/run/emailng/policyd.sock",
+        requestTimeout: POLICY_REQUEST_TIMEOUT,
+        idleTimeout: POLICY_IDLE_TIMEOUT,
+      },
+      policydSettings,
+    ),
+    quotad: daemonSection(
+      {
+        socket: "/run/emailng/quotad.sock",
+        requestTimeout: POLICY_REQUEST_TIMEOUT,
+        idleTimeout: POLICY_IDLE_TIMEOUT,
+      },
+      quotadSettings,
+      // A back-end's quotad only receives Dovecot's quota_clone writes.
+      { emptyListenAllowed: true },
+    ),
+    redis: redisSection,
+    sieve: sieveSection,
+  })
+  .superRefine((config, context) => {
+    if (config.quotad.listen.length === 0 && config.quotad.feed.listen.length === 0) {
+      context.addIssue({
+        code: "custom",
+        path: ["quotad", "listen"],
+        message: "is empty and so is [quotad.feed] listen: quotad would have nothing to answer",
+        params: {
+          fix: "give [[quotad.listen]] a policy socket (relays) or [[quotad.feed.listen]] the quota_clone socket (back-ends)",
+        },
+      });
+    }
+  });
 
 export type Config = z.output<typeof configSchema>;
 export type DaemonName = "verifyd" | "policyd" | "quotad";
