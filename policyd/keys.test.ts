@@ -1,3 +1,5 @@
+import fc from "fast-check";
+import ipaddr from "ipaddr.js";
 import { describe, expect, it } from "vitest";
 import {
   AddressList,
@@ -28,12 +30,50 @@ describe("client networks", () => {
     expect(clientNetwork(address!, v4, v6)).toBe(want);
   });
 
-  it.each(["", "unknown", "192.0.2", "0x7f.1", "10", "2001:db8::g", "1".repeat(100)])(
-    "%j is not a client address",
-    (input) => {
-      expect(parseClientAddress(input)).toBeNull();
-    },
-  );
+  it.each([
+    "",
+    "unknown",
+    "192.0.2",
+    "0x7f.1",
+    "10",
+    "2001:db8::g",
+    "1".repeat(100),
+    "01.2.3.4",
+    "1.2.3.256",
+    "1.2.3.4.5",
+    "1..2.3",
+    "1.2.3.4.",
+    ".1.2.3",
+    " 1.2.3.4",
+    "1.2.3.-4",
+  ])("%j is not a client address", (input) => {
+    expect(parseClientAddress(input)).toBeNull();
+  });
+
+  it("reads IPv4 exactly as ipaddr.js's strict four-part decimal parser does, at every prefix", () => {
+    const octet = fc.oneof(
+      fc.integer({ min: 0, max: 300 }).map(String),
+      fc.constantFrom("", "00", "01", "x", "-1"),
+    );
+    const text = fc.oneof(
+      fc.array(octet, { minLength: 1, maxLength: 6 }).map((parts) => parts.join(".")),
+      fc.string({ maxLength: 20 }),
+    );
+    fc.assert(
+      fc.property(text, fc.integer({ min: 1, max: 32 }), (input, prefix) => {
+        const strict = ipaddr.IPv4.isValidFourPartDecimal(input) ? ipaddr.IPv4.parse(input) : null;
+        const parsed = parseClientAddress(input);
+        if (strict === null) {
+          if (parsed !== null) expect(parsed.kind()).toBe("ipv6");
+          return;
+        }
+        expect(parsed?.toString()).toBe(strict.toString());
+        const network = ipaddr.IPv4.networkAddressFromCIDR(`${input}/${prefix}`).toString();
+        expect(clientNetwork(parsed!, prefix, 64)).toBe(`${network}/${prefix}`);
+      }),
+      { numRuns: 2000 },
+    );
+  });
 });
 
 describe("normalisation", () => {
