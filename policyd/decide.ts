@@ -335,7 +335,7 @@ function alreadyPrepended(facts: RequestFacts, deps: DecisionDependencies, now: 
 function remember(facts: RequestFacts, deps: DecisionDependencies, now: number, prepended = false): void {
   if (facts.instance === null) return;
   const transaction = deps.transactions.open(facts.instance, now);
-  if (facts.recipient !== null) deps.transactions.addRecipient(facts.instance, facts.recipient, now);
+  if (facts.recipient !== null) deps.transactions.addRecipient(transaction, facts.recipient);
   if (prepended) transaction.headerPrepended = true;
 }
 

@@ -17,7 +17,13 @@
 
 import type { RequestFacts } from "./facts.js";
 import { clientNetwork, domainOf } from "./keys.js";
-import { type CompiledRule, type CompiledWindow, type PolicySettings, windowLimit } from "./rules.js";
+import {
+  type CompiledRule,
+  type CompiledWindow,
+  counterIdPrefix,
+  type PolicySettings,
+  windowLimit,
+} from "./rules.js";
 import type { WindowReading, WindowSpec } from "./windows.js";
 
 export interface Principal {
@@ -38,7 +44,7 @@ export interface CounterCheck {
 }
 
 export function counterId(ruleName: string, periodMs: number, value: string): string {
-  return `rl:${ruleName}:${periodMs}:${value}`;
+  return counterIdPrefix(ruleName, periodMs) + value;
 }
 
 /** The value a rule counts by for this request and recipient, or null when the request lacks it. */
@@ -79,19 +85,28 @@ function isRecipientKeyed(rule: CompiledRule): boolean {
   return rule.key === "recipient" || rule.key === "recipient_domain";
 }
 
-function checksFor(rule: CompiledRule, value: string, cost: number, principal: Principal): CounterCheck[] {
-  return rule.windows.map((window) => ({
-    id: counterId(rule.name, window.periodMs, value),
-    rule,
-    window,
-    spec: {
-      algorithm: rule.algorithm,
-      periodMs: window.periodMs,
-      limit: windowLimit(window, principal.className),
-    },
-    cost,
-    value,
-  }));
+/** Appends one check per window of the rule to `checks`. */
+function addChecks(
+  checks: CounterCheck[],
+  rule: CompiledRule,
+  value: string,
+  cost: number,
+  principal: Principal,
+): void {
+  for (const window of rule.windows) {
+    checks.push({
+      id: window.idPrefix + value,
+      rule,
+      window,
+      spec: {
+        algorithm: rule.algorithm,
+        periodMs: window.periodMs,
+        limit: windowLimit(window, principal.className),
+      },
+      cost,
+      value,
+    });
+  }
 }
 
 /**
@@ -127,7 +142,7 @@ export function planRcptChecks(
         cost = unreachable;
       }
     }
-    checks.push(...checksFor(rule, value, cost, principal));
+    addChecks(checks, rule, value, cost, principal);
   }
   return checks;
 }
@@ -165,7 +180,7 @@ export function planCharges(
       for (const [value, recipientsForValue] of perValue) {
         const cost =
           rule.metric === "messages" ? 1 : rule.metric === "recipients" ? recipientsForValue : facts.size;
-        if (cost > 0) charges.push(...checksFor(rule, value, cost, principal));
+        if (cost > 0) addChecks(charges, rule, value, cost, principal);
       }
       continue;
     }
@@ -174,7 +189,7 @@ export function planCharges(
     const recipientTotal = counted === null ? count : counted.length;
     if (recipientTotal === 0 && count > 0) continue; // every recipient was an exception
     const cost = rule.metric === "messages" ? 1 : rule.metric === "recipients" ? recipientTotal : facts.size;
-    if (cost > 0) charges.push(...checksFor(rule, value, cost, principal));
+    if (cost > 0) addChecks(charges, rule, value, cost, principal);
   }
   return charges;
 }

@@ -31,6 +31,41 @@ function open(path: string | null, clock = fakeClock(), maxEntries = 1000) {
 }
 
 describe("memory store with SQLite write-behind", () => {
+  it("writes a greylisting triplet when it is new or passes, not for each early retry", async () => {
+    const path = join(dir, "greylist-writes.sqlite");
+    const clock = fakeClock();
+    const store = open(path, clock);
+    const query = { tripletId: "gl:t:198.51.100.0/24/a@x/b@y", clientId: "gl:c:198.51.100.0/24" };
+    const written = () => {
+      const db = new Database(path, { readonly: true });
+      try {
+        const row = db.prepare("SELECT value FROM records WHERE key = ?").get(query.tripletId) as
+          | { value: string }
+          | undefined;
+        return row === undefined ? undefined : JSON.parse(row.value).record;
+      } finally {
+        db.close();
+      }
+    };
+    const started = clock.now();
+    expect(store.greylist(query, clock.now(), settings.greylist)).toMatchObject({ firstAttempt: true });
+    store.flush();
+    expect(written()).toEqual({ firstSeen: started, lastSeen: started, passed: false });
+    clock.advance(30_000);
+    expect(store.greylist(query, clock.now(), settings.greylist)).toMatchObject({ firstAttempt: false });
+    store.flush();
+    expect(written()).toEqual({ firstSeen: started, lastSeen: started, passed: false });
+    clock.advance(31_000);
+    expect(store.greylist(query, clock.now(), settings.greylist).kind).toBe("passed");
+    store.flush();
+    expect(written()).toEqual({ firstSeen: started, lastSeen: started + 61_000, passed: true });
+    await store.close();
+    const reopened = open(path, clock);
+    clock.advance(MINUTE);
+    expect(reopened.greylist(query, clock.now(), settings.greylist).kind).toBe("known");
+    await reopened.close();
+  });
+
   it("keeps counters, greylisting, charge markers and holds across a restart", async () => {
     const path = join(dir, "restart.sqlite");
     const clock = fakeClock();

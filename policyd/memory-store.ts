@@ -48,7 +48,9 @@ interface Entry {
   /** Infinity for holds. */
   expiresAt: number;
   /** Distinct recipients of a burst record, as a set while in memory. */
-  members?: Set<string>;
+  members?: Set<string> | undefined;
+  /** Set when the entry left the map (expired, dropped, evicted): it must not be updated in place. */
+  gone?: true;
 }
 
 export const MAX_DISTINCT_MEMBERS = 10_000;
@@ -121,24 +123,47 @@ export class MemoryStore implements PolicyStore {
     if (entry === undefined) return undefined;
     if (entry.expiresAt <= now) {
       this.entries.delete(key);
+      entry.gone = true;
       this.dirty.add(key);
       return undefined;
     }
     return entry;
   }
 
-  private put(key: string, record: StoredRecord, expiresAt: number, members?: Set<string>): void {
-    if (!this.entries.has(key) && this.entries.size >= this.maxEntries) this.makeRoom();
-    const entry: Entry = { record, expiresAt };
-    if (members !== undefined) entry.members = members;
-    this.entries.set(key, entry);
-    this.dirty.add(key);
+  /**
+   * Stores a record. `current` is the live entry read for this key in the
+   * same operation, if any: it is updated in place, which spares the map two
+   * more lookups of a long key on every request.
+   */
+  private put(
+    key: string,
+    current: Entry | undefined,
+    record: StoredRecord,
+    expiresAt: number,
+    members?: Set<string>,
+    persist = true,
+  ): void {
+    if (current !== undefined && current.gone !== true) {
+      current.record = record;
+      current.expiresAt = expiresAt;
+      current.members = members;
+    } else {
+      if (this.entries.size >= this.maxEntries && !this.entries.has(key)) this.makeRoom();
+      const entry: Entry = { record, expiresAt };
+      if (members !== undefined) entry.members = members;
+      this.entries.set(key, entry);
+      persist = true;
+    }
+    if (persist) this.dirty.add(key);
   }
 
   private drop(key: string): boolean {
-    const existed = this.entries.delete(key);
-    if (existed) this.dirty.add(key);
-    return existed;
+    const entry = this.entries.get(key);
+    if (entry === undefined) return false;
+    this.entries.delete(key);
+    entry.gone = true;
+    this.dirty.add(key);
+    return true;
   }
 
   private makeRoom(): void {
@@ -167,6 +192,7 @@ export class MemoryStore implements PolicyStore {
     for (const [key, entry] of this.entries) {
       if (entry.expiresAt <= now) {
         this.entries.delete(key);
+        entry.gone = true;
         this.dirty.add(key);
         dropped++;
       }
@@ -175,8 +201,7 @@ export class MemoryStore implements PolicyStore {
   }
 
   private counterState(id: string, now: number): CounterState | undefined {
-    const entry = this.live(id, now);
-    return entry?.record.kind === "counter" ? entry.record.state : undefined;
+    return stateOf(this.live(id, now));
   }
 
   readCounters(operations: readonly CounterOperation[], now: number): WindowReading[] {
@@ -193,10 +218,16 @@ export class MemoryStore implements PolicyStore {
   ): boolean {
     const marker = `tx:${transaction}`;
     if (this.live(marker, now) !== undefined) return false;
-    this.put(marker, { kind: "charged" }, now + markerTtlMs);
+    this.put(marker, undefined, { kind: "charged" }, now + markerTtlMs);
     for (const operation of operations) {
-      const state = chargeWindow(this.counterState(operation.id, now), operation.spec, operation.cost, now);
-      this.put(operation.id, { kind: "counter", state }, windowExpiresAt(state, operation.spec.periodMs));
+      const entry = this.live(operation.id, now);
+      const state = chargeWindow(stateOf(entry), operation.spec, operation.cost, now);
+      this.put(
+        operation.id,
+        entry,
+        { kind: "counter", state },
+        windowExpiresAt(state, operation.spec.periodMs),
+      );
     }
     return true;
   }
@@ -208,15 +239,23 @@ export class MemoryStore implements PolicyStore {
     const client = clientEntry?.record.kind === "client" ? clientEntry.record.record : undefined;
     const step = greylistStep(triplet, client, now, settings);
     if (step.triplet !== undefined) {
+      // A retry deferred again changes only the lastSeen of a triplet that has not passed, which
+      // no decision reads (it expires counting from firstSeen): not worth writing behind again.
+      // Under load from senders retrying early this was most of what the flush wrote.
+      const persist = step.decision.kind !== "deferred" || step.decision.firstAttempt;
       this.put(
         query.tripletId,
+        tripletEntry,
         { kind: "triplet", record: step.triplet },
         tripletExpiresAt(step.triplet, settings),
+        undefined,
+        persist,
       );
     }
     if (step.client !== undefined) {
       this.put(
         query.clientId,
+        clientEntry,
         { kind: "client", record: step.client },
         clientExpiresAt(step.client, settings),
       );
@@ -244,7 +283,7 @@ export class MemoryStore implements PolicyStore {
       volume: rolled.volume + sample.recipients,
       distinct: Math.max(members.size, rolled.distinct),
     };
-    this.put(key, { kind: "burst", record, members: [] }, burstExpiresAt(record, settings), members);
+    this.put(key, entry, { kind: "burst", record, members: [] }, burstExpiresAt(record, settings), members);
 
     const existing = this.live(holdKey(sample.login), now);
     if (existing?.record.kind === "hold") {
@@ -253,7 +292,7 @@ export class MemoryStore implements PolicyStore {
     const trigger = assessBurst(record, settings);
     if (trigger === null) return { kind: "normal", record };
     const hold: HoldRecord = { login: sample.login, since: now, reason: trigger.reason };
-    this.put(holdKey(sample.login), { kind: "hold", record: hold }, Number.POSITIVE_INFINITY);
+    this.put(holdKey(sample.login), existing, { kind: "hold", record: hold }, Number.POSITIVE_INFINITY);
     return { kind: "held", hold, newlyHeld: true, trigger };
   }
 
@@ -274,7 +313,7 @@ export class MemoryStore implements PolicyStore {
     const entry = this.entries.get(key);
     if (entry?.record.kind !== "burst") return;
     const record = { ...entry.record.record, volume: 0, distinct: 0 };
-    this.put(key, { kind: "burst", record, members: [] }, entry.expiresAt, new Set());
+    this.put(key, entry, { kind: "burst", record, members: [] }, entry.expiresAt, new Set());
   }
 
   report(
@@ -344,6 +383,10 @@ export class MemoryStore implements PolicyStore {
     this.flush();
     this.persistence?.close();
   }
+}
+
+function stateOf(entry: Entry | undefined): CounterState | undefined {
+  return entry?.record.kind === "counter" ? entry.record.state : undefined;
 }
 
 const RECORD_KINDS = new Set(["counter", "charged", "triplet", "client", "burst", "hold"]);

@@ -24,6 +24,8 @@ export interface CompiledWindow {
   limit: number;
   /** Limits of principals in a class, by class name; others use `limit`. */
   classLimits: ReadonlyMap<string, number>;
+  /** Store keys of this window's counters without the key value (limits.ts counterId), built once. */
+  idPrefix: string;
 }
 
 export interface CompiledRule {
@@ -148,6 +150,7 @@ export function compilePolicy(config: DeepReadonly<Config>): CompileResult {
         periodMs: window.period,
         limit: window.limit,
         classLimits: new Map(Object.entries(window.class_limits)),
+        idPrefix: counterIdPrefix(rule.name, window.period),
       };
     });
     return {
@@ -254,6 +257,11 @@ export function compilePolicy(config: DeepReadonly<Config>): CompileResult {
 }
 
 /** The limit of one window for a principal of class `className` (null: no class). */
+/** What every counter id of one rule window starts with (limits.ts counterId); compiled once per window. */
+export function counterIdPrefix(ruleName: string, periodMs: number): string {
+  return `rl:${ruleName}:${periodMs}:`;
+}
+
 export function windowLimit(window: CompiledWindow, className: string | null): number {
   if (className === null) return window.limit;
   return window.classLimits.get(className) ?? window.limit;

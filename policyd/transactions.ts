@@ -55,8 +55,8 @@ export class TransactionTable {
     return entry;
   }
 
-  addRecipient(instance: string, recipient: string, now: number): void {
-    const entry = this.open(instance, now);
+  /** Notes an accepted recipient of a transaction `open` returned (no second lookup). */
+  addRecipient(entry: Transaction, recipient: string): void {
     if (entry.recipients.length < MAX_TRACKED_RECIPIENTS && !entry.recipients.includes(recipient)) {
       entry.recipients.push(recipient);
     }
