@@ -47,15 +47,24 @@ export function parseMainCf(text: string): Record<string, string> {
   return settings;
 }
 
-/** One master.cf service entry: its first line and its "-o" continuation lines. */
-export function masterEntry(text: string, service: string, type: string): string {
-  const lines = text.split("\n");
-  const start = lines.findIndex((line) => new RegExp(`^${service}\\s+${type}\\s`).test(line));
-  if (start < 0) throw new Error(`master.cf snippet has no "${service} ${type}" entry`);
-  const entry = [lines[start] as string];
-  for (const line of lines.slice(start + 1)) {
-    if (!/^\s+\S/.test(line)) break;
-    entry.push(line);
+/** master.cf text as service entries: each first line with its "-o" continuation lines; comments skipped. */
+export function masterEntries(text: string): { key: string; lines: string[] }[] {
+  const entries: { key: string; lines: string[] }[] = [];
+  for (const line of text.split("\n")) {
+    if (/^\s*(#|$)/.test(line)) continue;
+    const last = entries.at(-1);
+    if (/^\s/.test(line) && last !== undefined) last.lines.push(line);
+    else {
+      const [service, type] = line.split(/\s+/);
+      entries.push({ key: `${service}/${type}`, lines: [line] });
+    }
   }
-  return entry.join("\n");
+  return entries;
+}
+
+/** One master.cf service entry, e.g. ("submission", "inet"), as text. */
+export function masterEntry(text: string, service: string, type: string): string {
+  const entry = masterEntries(text).find((candidate) => candidate.key === `${service}/${type}`);
+  if (entry === undefined) throw new Error(`master.cf snippet has no "${service} ${type}" entry`);
+  return entry.lines.join("\n");
 }

@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { parseConfigText } from "../../core/config/load.js";
 import { parseDuration } from "../../core/config/units.js";
 import { MAP_NAMES } from "../../verifyd/maps.js";
+import { deployFile, masterEntries } from "../harness/deploy-render.js";
 import { makeTempDir, removeTempDir, requireBinary, runCommand } from "../harness/process.js";
 
 const DEPLOY = resolve(fileURLToPath(new URL("../../deploy/", import.meta.url)));
@@ -27,10 +28,6 @@ const loaded = parseConfigText("");
 if (!loaded.ok) throw new Error("the empty configuration must be valid");
 const defaults = loaded.config;
 
-function deployFile(path: string): string {
-  return readFileSync(join(DEPLOY, path), "utf8");
-}
-
 /** ListenStream= of each socket unit, by the service it activates. */
 function socketsByService(): Map<string, string[]> {
   const byService = new Map<string, string[]>();
@@ -45,21 +42,6 @@ function socketsByService(): Map<string, string[]> {
 }
 const SOCKETS = socketsByService();
 const socketsOf = (service: string) => SOCKETS.get(service) ?? [];
-
-/** One master.cf entry: its first line and its "-o" continuation lines. */
-function masterEntries(text: string): { key: string; lines: string[] }[] {
-  const entries: { key: string; lines: string[] }[] = [];
-  for (const line of text.split("\n")) {
-    if (/^\s*(#|$)/.test(line)) continue;
-    const last = entries.at(-1);
-    if (/^\s/.test(line) && last !== undefined) last.lines.push(line);
-    else {
-      const [service, type] = line.split(/\s+/);
-      entries.push({ key: `${service}/${type}`, lines: [line] });
-    }
-  }
-  return entries;
-}
 
 /** Debian's master.cf with the snippet's services replacing its own. */
 function mergedMasterCf(snippet: string): string {
