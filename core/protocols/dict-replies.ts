@@ -78,10 +78,10 @@ function finish(body: string, options: DictReplyOptions, final: boolean): Uint8A
 export function encodeDictLookupReply(result: DictLookupResult, options: DictReplyOptions): Uint8Array {
   switch (result.kind) {
     case "found": {
-      const [first, ...more] = result.values;
-      if (more.length === 0 || !dictSupportsMultiValues(options.version)) {
+      const values = result.values;
+      if (values.length === 1 || !dictSupportsMultiValues(options.version)) {
         // Older peers only understand one value: they get the first, as Dovecot's own server does.
-        return finish(`O${dictEscape(first)}`, options, true);
+        return finish(`O${dictEscape(values[0])}`, options, true);
       }
       // The joined list is escaped once more so that it travels as one field.
       return finish(`M${dictEscape(joinDictFields(result.values))}`, options, true);

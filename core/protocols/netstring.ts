@@ -112,7 +112,9 @@ function hex(byte: number): string {
 }
 
 export function encodeNetstring(payload: Uint8Array | string): Uint8Array {
-  const body = typeof payload === "string" ? utf8Encode(payload) : payload;
+  // A string is encoded whole, prefix and comma included: one (pooled) Buffer, no copy.
+  if (typeof payload === "string") return utf8Encode(`${Buffer.byteLength(payload, "utf8")}:${payload},`);
+  const body = payload;
   const prefix = utf8Encode(`${body.length}:`);
   const out = new Uint8Array(prefix.length + body.length + 1);
   out.set(prefix, 0);

@@ -57,34 +57,36 @@ export type SocketmapReplyCheck =
   | { ok: true; payload: Uint8Array }
   | { ok: false; error: { kind: "reply_too_large"; payloadBytes: number; limit: number } };
 
-/** The payload that would go on the wire, or why it cannot. */
-export function checkSocketmapReply(reply: SocketmapReply): SocketmapReplyCheck {
-  let text: string;
+/** The reply payload as text (well-formed, so its UTF-8 length is Buffer.byteLength's). */
+function replyText(reply: SocketmapReply): string {
   switch (reply.status) {
     case "OK":
       // Postfix warns on "OK " with nothing after it; "not found" is what an empty value means.
-      text = reply.data.length === 0 ? "NOTFOUND " : `OK ${toWellFormed(reply.data)}`;
-      break;
+      return reply.data.length === 0 ? "NOTFOUND " : `OK ${toWellFormed(reply.data)}`;
     case "NOTFOUND":
-      text = "NOTFOUND ";
-      break;
+      return "NOTFOUND ";
     case "TEMP":
     case "TIMEOUT":
     case "PERM":
-      text = `${reply.status} ${sanitizeAscii(reply.reason, MAX_SOCKETMAP_REASON_BYTES)}`;
-      break;
+      return `${reply.status} ${sanitizeAscii(reply.reason, MAX_SOCKETMAP_REASON_BYTES)}`;
     default: {
       const unreachable: never = reply;
       throw new TypeError(`unknown socketmap reply ${JSON.stringify(unreachable)}`);
     }
   }
-  const payload = utf8Encode(text);
-  if (payload.length > MAX_SOCKETMAP_REPLY_PAYLOAD) {
-    return {
-      ok: false,
-      error: { kind: "reply_too_large", payloadBytes: payload.length, limit: MAX_SOCKETMAP_REPLY_PAYLOAD },
-    };
-  }
+}
+
+function tooLarge(payloadBytes: number) {
+  return {
+    ok: false as const,
+    error: { kind: "reply_too_large" as const, payloadBytes, limit: MAX_SOCKETMAP_REPLY_PAYLOAD },
+  };
+}
+
+/** The payload that would go on the wire, or why it cannot. */
+export function checkSocketmapReply(reply: SocketmapReply): SocketmapReplyCheck {
+  const payload = utf8Encode(replyText(reply));
+  if (payload.length > MAX_SOCKETMAP_REPLY_PAYLOAD) return tooLarge(payload.length);
   return { ok: true, payload };
 }
 
@@ -93,8 +95,11 @@ export type EncodedSocketmapReply =
   | { ok: false; error: { kind: "reply_too_large"; payloadBytes: number; limit: number } };
 
 export function encodeSocketmapReply(reply: SocketmapReply): EncodedSocketmapReply {
-  const checked = checkSocketmapReply(reply);
-  return checked.ok ? { ok: true, bytes: encodeNetstring(checked.payload) } : checked;
+  const text = replyText(reply);
+  // The length is needed for the netstring prefix anyway; the text is then encoded once, whole.
+  const payloadBytes = Buffer.byteLength(text, "utf8");
+  if (payloadBytes > MAX_SOCKETMAP_REPLY_PAYLOAD) return tooLarge(payloadBytes);
+  return { ok: true, bytes: utf8Encode(`${payloadBytes}:${text},`) };
 }
 
 /** Always bytes: an oversized OK becomes TEMP (Postfix would fail the lookup temporarily anyway). */

@@ -30,8 +30,9 @@ export function toWellFormed(text: string): string {
 }
 
 export function utf8Encode(text: string): Uint8Array {
-  // TextEncoder already maps lone surrogates to U+FFFD; toWellFormed keeps byte counts honest elsewhere.
-  return encoder.encode(text);
+  // Buffer.from, unlike TextEncoder, takes small results from Node's shared pool instead of allocating
+  // an ArrayBuffer per reply; both write U+FFFD for a lone surrogate. Callers must not use `.buffer`.
+  return Buffer.from(text, "utf8");
 }
 
 /** Strict decoding of peer bytes: undefined when they are not valid UTF-8. */
