@@ -7,7 +7,7 @@
  * dovecot-dict.ts for the 2.3/2.4 differences). A line we cannot parse is a
  * value, not an exception: the server decides (answer F, or close).
  */
-import { dictEscape, joinDictFields, splitDictFields } from "./dict-escape.js";
+import { dictEscape, dictUnescape, joinDictFields, splitDictFields } from "./dict-escape.js";
 
 /** Major 3 = Dovecot 2.3.17 … 2.3.x, major 4 = Dovecot 2.4. */
 export interface DictProtocolVersion {
@@ -90,8 +90,36 @@ export function parseDictHello(line: string): ParsedDictLine {
   return { ok: true, hello: { version: { major, minor }, valueType, user, dictName } };
 }
 
-/** Parses a command line (after the hello). The user field may be missing on old clients: it is then "". */
+const TAB = "\t";
+const LOOKUP = 0x4c; // "L"
+
+/**
+ * Parses a command line (after the hello). The user field may be missing on old clients: it is then "".
+ * Lookups, nearly every line an auth process sends, are cut at their tabs directly; the result is the
+ * general parser's (dict-commands.property.test.ts holds the two together).
+ */
 export function parseDictCommand(line: string): ParsedDictLine {
+  return line.charCodeAt(0) === LOOKUP ? parseDictLookup(line) : parseDictCommandFields(line);
+}
+
+/** `L<key>[\t<user>]`: at most one TAB, fields unescaped. */
+function parseDictLookup(line: string): ParsedDictLine {
+  const tab = line.indexOf(TAB, 1);
+  if (tab < 0) return { ok: true, command: { kind: "lookup", key: dictUnescape(line.slice(1)), user: "" } };
+  if (line.indexOf(TAB, tab + 1) >= 0)
+    return { ok: false, letter: "L", reason: "lookup has too many fields" };
+  return {
+    ok: true,
+    command: {
+      kind: "lookup",
+      key: dictUnescape(line.slice(1, tab)),
+      user: dictUnescape(line.slice(tab + 1)),
+    },
+  };
+}
+
+/** The general command parser: split on TAB, unescape, then check the layout of the letter. */
+export function parseDictCommandFields(line: string): ParsedDictLine {
   const letter = line.slice(0, 1);
   const fields = splitDictFields(line.slice(1));
   const bad = (reason: string): ParsedDictLine => ({ ok: false, letter, reason });
