@@ -151,7 +151,7 @@ export async function startPolicyd(
     help: "Decisions answered with the failure action because the store failed.",
   });
   // Label lookups cost more than the increments: keep one child per series (names come from the rules and lists).
-  const checkSeries = new Map<string, { inc(): void }>();
+  const checkSeries = new Map<string, Map<string, Map<string, Map<string, { inc(): void }>>>>();
   const outcomeSeries = new Map<string, { inc(): void }>();
   alerts.inc(0);
   storeFailures.inc(0);
@@ -209,11 +209,26 @@ export async function startPolicyd(
       current,
       counted(events, decision) {
         for (const event of events) {
-          const key = `${event.check}\u0000${event.name}\u0000${event.result}\u0000${event.mode}`;
-          let child = checkSeries.get(key);
+          // Nested by label: the values are short strings whose hashes V8 keeps, so no key is built per event.
+          let byName = checkSeries.get(event.check);
+          if (byName === undefined) {
+            byName = new Map();
+            checkSeries.set(event.check, byName);
+          }
+          let byResult = byName.get(event.name);
+          if (byResult === undefined) {
+            byResult = new Map();
+            byName.set(event.name, byResult);
+          }
+          let byMode = byResult.get(event.result);
+          if (byMode === undefined) {
+            byMode = new Map();
+            byResult.set(event.result, byMode);
+          }
+          let child = byMode.get(event.mode);
           if (child === undefined) {
             child = checks.labels(event.check, event.name, event.result, event.mode);
-            checkSeries.set(key, child);
+            byMode.set(event.mode, child);
           }
           child.inc();
         }
