@@ -19,6 +19,7 @@ import { type Decision, type DecisionDependencies, decide } from "./decide.js";
 import { drive, isPromiseLike, type MaybePromise, type Steps, wait } from "./drive.js";
 import { readFacts } from "./facts.js";
 import { MemoryStore } from "./memory-store.js";
+import { policySessions } from "./policy-session.js";
 import type { PolicyStore } from "./store.js";
 
 const SECOND = 1000;
@@ -613,4 +614,31 @@ describe("a store that fails", () => {
       else await expect(decide(facts, deps)).rejects.toThrow("bug");
     },
   );
+});
+
+describe("the policy session", () => {
+  it("answers with the reply itself over the memory store and with a promise over an async one", async () => {
+    const request = policyRequest({
+      instance: "s.1",
+      sasl_username: "jsmith",
+      recipient: "a@remote.example",
+    });
+    const peer = { transport: "unix" as const, address: "/test", id: 1 };
+    const context = { log: silentLog, peer, signal: new AbortController().signal };
+    const answers = [];
+    for (const asynchronous of [false, true]) {
+      const clock = fakeClock();
+      const memory = memoryStore(clock.now);
+      const store = asynchronous
+        ? wrapStore(memory, (_method, call) => Promise.resolve().then(call))
+        : memory;
+      const deps = decisionDependencies(settingsFrom(DAY_RULES), { clock, store });
+      const session = policySessions({ current: () => deps })(peer, silentLog);
+      const answer = session.handle(request, context);
+      expect(isPromiseLike(answer)).toBe(asynchronous);
+      answers.push(await answer);
+    }
+    expect(answers[0]).toEqual({ action: "DUNNO" });
+    expect(answers[1]).toEqual(answers[0]);
+  });
 });
