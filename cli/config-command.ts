@@ -10,8 +10,11 @@
  * `loadConfigOrExit` is the same step for the program commands.
  */
 import type { Command } from "commander";
-import { formatConfigIssue, type LoadResult, loadConfig } from "../core/config/load.js";
+import type { LoadResult } from "../core/config/load.js";
 import { type CliIo, EXIT_CONFIG, exitWith } from "./io.js";
+
+/** The loader and its schema (zod) are imported when a command reads a file, not to print help. */
+const configLoader = () => import("../core/config/load.js");
 
 export const DEFAULT_CONFIG_PATH = "/etc/emailng/emailng.toml";
 
@@ -22,6 +25,7 @@ type LoadedConfig = Extract<LoadResult, { ok: true }>["config"];
 
 /** Loads and validates `file`; on failure prints every problem and ends the command with status 2. */
 export async function loadConfigOrExit(file: string, io: CliIo): Promise<LoadedConfig> {
+  const { formatConfigIssue, loadConfig } = await configLoader();
   const result = await loadConfig(file);
   if (result.ok) return result.config;
   for (const issue of result.errors) io.err(`${formatConfigIssue(issue, file)}\n`);
@@ -45,7 +49,7 @@ export function registerConfigCommands(cli: Command, io: CliIo): void {
         io.out(`ok: ${options.config}\n`);
         return;
       }
-      const result = await loadConfig(options.config);
+      const result = await (await configLoader()).loadConfig(options.config);
       const report = result.ok
         ? { ok: true, file: options.config }
         : { ok: false, file: options.config, errors: result.errors };

@@ -14,7 +14,6 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Command } from "commander";
 import type { DeepReadonly } from "../core/config/load.js";
 import { parseConfigText } from "../core/config/load.js";
 import type { Config } from "../core/config/schema.js";
@@ -187,13 +186,4 @@ export async function runDemo(io: CliIo): Promise<void> {
     process.off("SIGINT", interrupted);
     rmSync(workDir, { recursive: true, force: true });
   }
-}
-
-export function registerDemoCommand(cli: Command, io: CliIo): void {
-  cli
-    .command("demo")
-    .description(
-      "bring up what exists on the embedded default (sample directory, no LDAP) and show it answering",
-    )
-    .action(() => runDemo(io));
 }

@@ -18,14 +18,19 @@
  *   file is invalid or unreadable (each problem printed on standard error as
  *   `key.path: message (fix: …)`).
  *
- * This file only runs the CLI that cli/build-cli.ts assembles and turns its
- * outcome into the process exit status.
+ * This file only runs the CLI that cli/command-line.ts assembles, with the
+ * programs the command line names (the rest are never imported: a one-shot
+ * tool such as `emailng sieve check` starts without the daemons' libraries),
+ * and turns its outcome into the process exit status.
  */
 import { CommanderError } from "commander";
-import { buildCli } from "./build-cli.js";
+import { createCli } from "./command-line.js";
+import { processIo } from "./io.js";
+import { loadPrograms } from "./programs.js";
 
 try {
-  await buildCli().parseAsync(process.argv);
+  const programs = await loadPrograms(process.argv.slice(2));
+  await createCli(processIo, programs).parseAsync(process.argv);
 } catch (error) {
   if (error instanceof CommanderError) {
     process.exitCode = error.exitCode;

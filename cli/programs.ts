@@ -2,22 +2,23 @@
  * How a daemon or tool becomes an `emailng <program> --config FILE` command.
  *
  * A program describes itself with a ProgramDefinition (from its own folder,
- * e.g. `policyd/program.ts`) and is added to PROGRAMS below; buildCli turns
- * each into a command that loads and validates the configuration with the
- * same code as `emailng config check` (printing every problem and exiting 2
- * when it is invalid) and then calls `run` with the frozen configuration.
- * The list is explicit rather than filled by import side effects, so what the
- * CLI offers is visible in one place and tests can pass their own list.
+ * e.g. `policyd/program.ts`) and is added to PROGRAM_MODULES below; the CLI
+ * turns each into a command that loads and validates the configuration with
+ * the same code as `emailng config check` (printing every problem and
+ * exiting 2 when it is invalid) and then calls `run` with the frozen
+ * configuration. The list is explicit rather than filled by import side
+ * effects, so what the CLI offers is visible in one place and tests can pass
+ * their own list.
+ *
+ * Each program's modules are imported only when a command line names it
+ * (loadPrograms): `emailng sieve check` loads the Sieve tools and not
+ * verifyd, policyd, quotad or their libraries (prom-client, ioredis,
+ * ldapts), which would cost a one-shot tool most of its running time.
+ * cli/all-programs.ts is the eager list, for tests and in-process use.
  */
 import type { Command } from "commander";
 import type { DeepReadonly } from "../core/config/load.js";
 import type { Config } from "../core/config/schema.js";
-import { DOCTOR_PROGRAMS } from "../doctor/program.js";
-import { POLICYD_PROGRAMS } from "../policyd/program.js";
-import { QUOTAD_PROGRAMS } from "../quotad/program.js";
-import { SIEVE_PROGRAMS } from "../sieve-tools/program.js";
-import { SYNC_AGENT_PROGRAMS } from "../sync-agent/program.js";
-import { verifydProgram } from "../verifyd/program.js";
 import {
   CONFIG_OPTION_DESCRIPTION,
   CONFIG_OPTION_FLAGS,
@@ -53,15 +54,48 @@ export interface ProgramDefinition {
   run(context: ProgramContext): Promise<void>;
 }
 
+/** The programs of one folder, loaded on demand, and the first words of their commands. */
+export interface ProgramModule {
+  /** First words of the commands the module defines ("sieve" for `sieve check`, `sieve put` …). */
+  words: readonly string[];
+  load(): Promise<readonly ProgramDefinition[]>;
+}
+
 /** The programs the emailng command offers, in help order. Programs add themselves here. */
-export const PROGRAMS: readonly ProgramDefinition[] = [
-  verifydProgram,
-  ...POLICYD_PROGRAMS,
-  ...QUOTAD_PROGRAMS,
-  ...SIEVE_PROGRAMS,
-  ...SYNC_AGENT_PROGRAMS,
-  ...DOCTOR_PROGRAMS,
+export const PROGRAM_MODULES: readonly ProgramModule[] = [
+  { words: ["verifyd"], load: async () => [(await import("../verifyd/program.js")).verifydProgram] },
+  {
+    words: ["policyd", "policy"],
+    load: async () => (await import("../policyd/program.js")).POLICYD_PROGRAMS,
+  },
+  { words: ["quotad", "quota"], load: async () => (await import("../quotad/program.js")).QUOTAD_PROGRAMS },
+  { words: ["sieve"], load: async () => (await import("../sieve-tools/program.js")).SIEVE_PROGRAMS },
+  {
+    words: ["sync", "cleanup"],
+    load: async () => (await import("../sync-agent/program.js")).SYNC_AGENT_PROGRAMS,
+  },
+  { words: ["doctor"], load: async () => (await import("../doctor/program.js")).DOCTOR_PROGRAMS },
 ];
+
+/** Commands of the CLI itself, which need no program. */
+const BUILT_IN_WORDS = new Set(["config", "demo", "version"]);
+
+/**
+ * The programs a command line needs (arguments after the script name): the
+ * module owning its first word; none for the CLI's own commands; every one
+ * for help, no command or a word nobody owns (so help lists them all and
+ * commander can suggest the closest name).
+ */
+export async function loadPrograms(
+  args: readonly string[],
+  modules: readonly ProgramModule[] = PROGRAM_MODULES,
+): Promise<ProgramDefinition[]> {
+  const word = args.find((arg) => !arg.startsWith("-"));
+  if (word !== undefined && BUILT_IN_WORDS.has(word)) return [];
+  const owner = word === undefined ? undefined : modules.find((module) => module.words.includes(word));
+  const chosen = owner === undefined ? modules : [owner];
+  return (await Promise.all(chosen.map((module) => module.load()))).flat();
+}
 
 /** Adds `emailng <name> --config FILE` for one program. */
 export function addProgramCommand(cli: Command, program: ProgramDefinition, io: CliIo): Command {

@@ -7,8 +7,12 @@
  * holds an SMTP client; it is better to give the configured failure answer
  * (DUNNO or DEFER_IF_PERMIT) at once and let ioredis reconnect in the
  * background. Callers see every Redis failure as a TransientError.
+ *
+ * ioredis itself is imported when a client is opened: a program that only
+ * may use Redis (policyd and quotad default to their embedded stores; the
+ * doctor checks it only when [redis] is set) does not load it at start.
  */
-import { Redis, type RedisOptions } from "ioredis";
+import type { Redis, RedisOptions } from "ioredis";
 import type { DeepReadonly } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import { readSecretFile } from "../config/secrets.js";
@@ -30,6 +34,7 @@ export async function openRedis(settings: RedisSettings, connectionName: string)
     );
   }
   const password = settings.password_file === "" ? undefined : await readSecretFile(settings.password_file);
+  const { Redis } = await import("ioredis");
   const common: RedisOptions = {
     connectionName,
     db: settings.database,
