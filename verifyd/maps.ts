@@ -39,17 +39,19 @@ import { normaliseDomain, splitAddress } from "../core/directory/address.js";
 import type { CurrentSnapshot } from "../core/directory/live-snapshot.js";
 import type { Claim, Resolution, Resolver } from "../core/directory/resolver.js";
 import {
-  checkSocketmapReply,
   MAX_SOCKETMAP_REPLY_PAYLOAD,
   parseSocketmapRequest,
   type SocketmapReply,
+  socketmapReplyOverLimit,
 } from "../core/protocols/socketmap.js";
 
 export const MAP_NAMES = ["recipient", "alias", "login", "domain"] as const;
 export type MapName = (typeof MAP_NAMES)[number];
 
+const MAP_NAME_SET: ReadonlySet<string> = new Set(MAP_NAMES);
+
 export function isMapName(name: string): name is MapName {
-  return (MAP_NAMES as readonly string[]).includes(name);
+  return MAP_NAME_SET.has(name);
 }
 
 /** The recipient map's value for a deliverable address: found, and "no decision" as an access action. */
@@ -69,7 +71,26 @@ export interface MapAnswer {
   problem?: string;
 }
 
-const notFound = (detail: string): MapAnswer => ({ reply: { status: "NOTFOUND" }, detail });
+/**
+ * Most answers are one of a few constants (NOTFOUND, or `OK DUNNO` for a
+ * deliverable recipient, each with a fixed detail word): made once per
+ * detail, frozen, and shared by every lookup that gives them.
+ */
+function constantAnswers(reply: SocketmapReply): (detail: string) => MapAnswer {
+  const frozen = Object.freeze(reply);
+  const byDetail = new Map<string, MapAnswer>();
+  return (detail) => {
+    let answer = byDetail.get(detail);
+    if (answer === undefined) {
+      answer = Object.freeze({ reply: frozen, detail });
+      byDetail.set(detail, answer);
+    }
+    return answer;
+  };
+}
+
+const notFound = constantAnswers({ status: "NOTFOUND" });
+const deliverable = constantAnswers({ status: "OK", data: RECIPIENT_DELIVERABLE });
 const found = (data: string, detail: string): MapAnswer => ({ reply: { status: "OK", data }, detail });
 const temporary = (reason: string, detail: string, problem?: string): MapAnswer =>
   problem === undefined
@@ -86,16 +107,14 @@ export function answerRequest(
   key?: string;
 } {
   const parsed = parseSocketmapRequest(payload);
-  if (!parsed.ok) {
-    return {
-      map: "",
-      reply: { status: "PERM", reason: parsed.error.message },
-      detail: "malformed",
-      problem: parsed.error.message,
-    };
-  }
+  if (!parsed.ok) return { map: "", ...malformedRequest(parsed.error.message) };
   const { name, key } = parsed.request;
   return { map: name, key, ...lookupMap(name, key, snapshot) };
+}
+
+/** The answer to a request that did not parse (PERM: Postfix defers and logs a configuration error). */
+export function malformedRequest(message: string): MapAnswer {
+  return { reply: { status: "PERM", reason: message }, detail: "malformed", problem: message };
 }
 
 /** lookupMap without the explanation: the reply only. */
@@ -117,12 +136,12 @@ export function lookupMap(mapName: string, key: string, snapshot: CurrentSnapsho
   }
   try {
     const answer = answerFresh(mapName, key, snapshot.resolver);
-    const checked = checkSocketmapReply(answer.reply);
-    if (!checked.ok) {
+    const payloadBytes = socketmapReplyOverLimit(answer.reply);
+    if (payloadBytes !== undefined) {
       return temporary(
         "expansion too large for a socketmap reply",
         "too_large",
-        `${mapName} answer of ${checked.error.payloadBytes} bytes exceeds Postfix's ${MAX_SOCKETMAP_REPLY_PAYLOAD}`,
+        `${mapName} answer of ${payloadBytes} bytes exceeds Postfix's ${MAX_SOCKETMAP_REPLY_PAYLOAD}`,
       );
     }
     return answer;
@@ -171,10 +190,10 @@ function recipientAnswer(resolution: Resolution): MapAnswer {
   switch (resolution.kind) {
     case "mailbox":
     case "forward":
-      return found(RECIPIENT_DELIVERABLE, resolution.kind);
+      return deliverable(resolution.kind);
     case "group":
       // An empty list cannot deliver: refuse it now rather than bounce later.
-      return groupDelivers(resolution) ? found(RECIPIENT_DELIVERABLE, "group") : notFound("empty_group");
+      return groupDelivers(resolution) ? deliverable("group") : notFound("empty_group");
     case "ambiguous":
       return {
         ...found(RECIPIENT_AMBIGUOUS, "ambiguous"),

@@ -18,8 +18,8 @@ import type { DirectoryUser, DomainSet } from "../core/directory/model.js";
 import { Resolver } from "../core/directory/resolver.js";
 import { sanitizePeerString } from "../core/log/logger.js";
 import type { SessionFactory } from "../core/net/protocol.js";
-import type { SocketmapReply } from "../core/protocols/socketmap.js";
-import { answerRequest, isMapName, lookupMap, type MapAnswer } from "./maps.js";
+import { parseSocketmapRequest, type SocketmapReply } from "../core/protocols/socketmap.js";
+import { isMapName, lookupMap, type MapAnswer, malformedRequest } from "./maps.js";
 
 export interface SocketmapSessionDependencies {
   /** The snapshot in use now (LiveSnapshot.current). */
@@ -99,20 +99,21 @@ export function verifydSocketmapSessions(
     return {
       handle(payload, context) {
         const snapshot = dependencies.snapshot();
-        const answer = answerRequest(payload, snapshot);
+        const parsed = parseSocketmapRequest(payload);
+        if (!parsed.ok) return finish(payload, "", malformedRequest(parsed.error.message));
+        const { name, key } = parsed.request;
+        const answer = lookupMap(name, key, snapshot);
         const { liveLookup } = dependencies;
         if (
           liveLookup === undefined ||
           snapshot === null ||
           answer.detail !== "unknown" ||
-          !LIVE_MAPS.has(answer.map) ||
-          answer.key === undefined
+          !LIVE_MAPS.has(name)
         ) {
-          return finish(payload, answer.map, answer);
+          return finish(payload, name, answer);
         }
-        const key = answer.key;
-        return liveAnswer(answer.map, key, snapshot, liveLookup, context.signal).then((live) =>
-          finish(payload, answer.map, live ?? answer),
+        return liveAnswer(name, key, snapshot, liveLookup, context.signal).then((live) =>
+          finish(payload, name, live ?? answer),
         );
       },
     };

@@ -90,6 +90,21 @@ export function checkSocketmapReply(reply: SocketmapReply): SocketmapReplyCheck 
   return { ok: true, payload };
 }
 
+/** A reply whose payload has at most this many UTF-16 units fits: UTF-8 needs at most 3 bytes per unit. */
+const SURELY_FITTING_UNITS = Math.floor(MAX_SOCKETMAP_REPLY_PAYLOAD / 3);
+
+/**
+ * The payload size of a reply too large for Postfix, or undefined when it
+ * fits: what checkSocketmapReply decides, without encoding anything for the
+ * replies that cannot be too large (every one but a long OK; reasons are cut
+ * to MAX_SOCKETMAP_REASON_BYTES).
+ */
+export function socketmapReplyOverLimit(reply: SocketmapReply): number | undefined {
+  if (reply.status !== "OK" || reply.data.length + 3 <= SURELY_FITTING_UNITS) return undefined;
+  const payloadBytes = Buffer.byteLength(replyText(reply), "utf8");
+  return payloadBytes > MAX_SOCKETMAP_REPLY_PAYLOAD ? payloadBytes : undefined;
+}
+
 export type EncodedSocketmapReply =
   | { ok: true; bytes: Uint8Array }
   | { ok: false; error: { kind: "reply_too_large"; payloadBytes: number; limit: number } };
