@@ -73,6 +73,7 @@ import { LiveSnapshot } from "../core/directory/live-snapshot.js";
 import { createLogger } from "../core/log/logger.js";
 import { type MetricsServer, startMetricsServer } from "../core/metrics/http.js";
 import { createDaemonMetrics } from "../core/metrics/registry.js";
+import type { CounterSeries } from "../core/metrics/scraped.js";
 import type { BoundAddress } from "../core/net/listeners.js";
 import { policyProtocol } from "../core/net/protocol-definitions.js";
 import { createProtocolServer, type ProtocolServer } from "../core/net/server.js";
@@ -132,12 +133,13 @@ export async function startPolicyd(
   let settings = compileOrThrow(config);
   const daemon = config.policyd;
   const metrics = createDaemonMetrics("policyd", { processMetrics: options.processMetrics ?? true });
-  const checks = metrics.counter({
+  // The two counted on every request: plain numbers, made Prometheus values when scraped.
+  const checks = metrics.scrapedCounter({
     name: "emailng_policyd_checks_total",
     help: "Check results by check (protected_list, hold, rate_limit, greylist, burst, charge), rule or list name, result and mode.",
     labelNames: ["check", "name", "result", "mode"],
   });
-  const outcomes = metrics.counter({
+  const outcomes = metrics.scrapedCounter({
     name: "emailng_policyd_outcomes_total",
     help: "Decisions by outcome (accepted, rate_limited, list_refused, greylisted, held, charged, store_failed, …).",
     labelNames: ["outcome"],
@@ -150,9 +152,9 @@ export async function startPolicyd(
     name: "emailng_policyd_store_failures_total",
     help: "Decisions answered with the failure action because the store failed.",
   });
-  // Label lookups cost more than the increments: keep one child per series (names come from the rules and lists).
-  const checkSeries = new Map<string, Map<string, Map<string, Map<string, { inc(): void }>>>>();
-  const outcomeSeries = new Map<string, { inc(): void }>();
+  // Series resolved once and kept (names come from the rules and lists).
+  const checkSeries = new Map<string, Map<string, Map<string, Map<string, CounterSeries>>>>();
+  const outcomeSeries = new Map<string, CounterSeries>();
   alerts.inc(0);
   storeFailures.inc(0);
 
@@ -227,14 +229,19 @@ export async function startPolicyd(
           }
           let child = byMode.get(event.mode);
           if (child === undefined) {
-            child = checks.labels(event.check, event.name, event.result, event.mode);
+            child = checks.series({
+              check: event.check,
+              name: event.name,
+              result: event.result,
+              mode: event.mode,
+            });
             byMode.set(event.mode, child);
           }
           child.inc();
         }
         let outcome = outcomeSeries.get(decision.outcome.kind);
         if (outcome === undefined) {
-          outcome = outcomes.labels(decision.outcome.kind);
+          outcome = outcomes.series({ outcome: decision.outcome.kind });
           outcomeSeries.set(decision.outcome.kind, outcome);
         }
         outcome.inc();
