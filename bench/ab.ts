@@ -1,6 +1,7 @@
 /**
- * Interleaved A/B measurement of verifyd (or of the bare core/net server):
- * two builds, or one build under two sets of Node flags, on the same
+ * Interleaved A/B measurement of verifyd (or of the bare core/net server, or
+ * the do-nothing ceiling): two builds, or one build under two sets of Node
+ * flags, or two servers of one build, on the same
  * generated snapshot, driven by the suites' generator in turn (A B, B A,
  * A B … so neither side always runs right after the other), and reported as
  * medians over the rounds. On a shared machine the other load changes from
@@ -9,15 +10,17 @@
  *
  *   npm run bench:build && node dist-bench/bench/ab.js --a /tmp/ab-base/dist [--b DIST]
  *     [--a-flags "--max-semi-space-size=16"] [--b-flags "…"]
- *     [--protocol socketmap,dict] [--server verifyd|core-net] [--users 10000]
+ *     [--protocol socketmap,dict] [--server verifyd|core-net|do-nothing] [--a-server S] [--b-server S]
+ *     [--users 10000]
  *     [--rounds 4] [--duration 3s] [--warmup 1s] [--concurrency 50]
  *
  * A dist directory is what `tsc -p tsconfig.build.json` writes (it holds
  * cli/main.js) or dist-bench; --b defaults to this checkout's dist-bench.
- * This tool builds nothing. --server core-net starts
- * bench/servers/core-net-server.js from each dist-bench instead (constant
- * answers, the socket layer's own cost), so both sides must be dist-bench
- * directories then.
+ * This tool builds nothing. --server core-net (or do-nothing) starts
+ * bench/servers/core-net-server.js (do-nothing-server.js) from the dist
+ * instead of verifyd, for both sides or, with --a-server/--b-server, for
+ * one: `--a dist-bench --a-server do-nothing` puts verifyd beside the
+ * ceiling. Those servers exist in dist-bench directories only.
  */
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
@@ -34,10 +37,14 @@ import { dictPool, socketmapPool } from "./workload/pools.js";
 
 type Protocol = "socketmap" | "dict";
 
+type ServerKind = "verifyd" | "core-net" | "do-nothing";
+const SERVER_KINDS: readonly string[] = ["verifyd", "core-net", "do-nothing"];
+
 interface Side {
   label: "A" | "B";
   dist: string;
   nodeFlags: string[];
+  server: ServerKind;
 }
 
 function flag(name: string, fallback: string): string {
@@ -86,7 +93,6 @@ function verifydConfig(work: string, protocol: Protocol, directory: WorkloadDire
 
 async function startSide(
   side: Side,
-  server: string,
   protocol: Protocol,
   directory: WorkloadDirectory,
   parent: string,
@@ -94,14 +100,14 @@ async function startSide(
   const work = join(parent, `${protocol}-${side.label}`);
   mkdirSync(work, { recursive: true });
   const logPath = join(work, "server.log");
-  if (server === "core-net") {
-    const path = join(work, "core-net.sock");
+  if (side.server !== "verifyd") {
+    const path = join(work, `${side.server}.sock`);
     return startChildServer({
-      name: `core-net ${side.label}`,
+      name: `${side.server} ${side.label}`,
       file: process.execPath,
       args: [
         ...side.nodeFlags,
-        join(side.dist, "bench/servers/core-net-server.js"),
+        join(side.dist, `bench/servers/${side.server}-server.js`),
         "--protocol",
         protocol,
         "--unix",
@@ -181,7 +187,6 @@ function summaryRow(label: string, rounds: readonly Round[]): string[] {
 async function compare(
   protocol: Protocol,
   sides: readonly [Side, Side],
-  server: string,
   directory: WorkloadDirectory,
   work: string,
   settings: { rounds: number; durationMs: number; warmupMs: number; connections: number },
@@ -194,7 +199,7 @@ async function compare(
   writeFileSync(poolFile, JSON.stringify(pool));
   const running: RunningTarget[] = [];
   try {
-    for (const side of sides) running.push(await startSide(side, server, protocol, directory, work));
+    for (const side of sides) running.push(await startSide(side, protocol, directory, work));
     const rounds: Round[] = [];
     for (let round = 1; round <= settings.rounds; round++) {
       // A B, then B A: neither side always inherits the other's leftovers (page cache, CPU clocks).
@@ -229,7 +234,7 @@ async function compare(
     const [a, b] = [rowsFor("A"), rowsFor("B")];
     const ratio = (read: (round: Round) => number) => median(b.map(read)) / median(a.map(read));
     console.log(
-      `\n${protocol}, ${server}, ${settings.connections} connections, ${settings.rounds} rounds of ${settings.durationMs / 1000} s (medians)`,
+      `\n${protocol}, ${settings.connections} connections, ${settings.rounds} rounds of ${settings.durationMs / 1000} s (medians)`,
     );
     console.log(
       textTable(
@@ -247,7 +252,7 @@ async function compare(
 
 function describe(side: Side): string {
   const flags = side.nodeFlags.length > 0 ? ` (node ${side.nodeFlags.join(" ")})` : "";
-  return `${side.dist}${flags}`;
+  return `${side.server} ${side.dist}${flags}`;
 }
 
 function splitFlags(text: string): string[] {
@@ -257,16 +262,23 @@ function splitFlags(text: string): string[] {
 async function main(): Promise<void> {
   if (process.argv.includes("--help")) {
     console.log(
-      "usage: ab --a DIST [--b DIST] [--a-flags F] [--b-flags F] [--protocol socketmap,dict] [--server verifyd|core-net] [--users N] [--rounds N] [--duration 3s] [--warmup 1s] [--concurrency N]",
+      "usage: ab --a DIST [--b DIST] [--a-flags F] [--b-flags F] [--protocol socketmap,dict] [--server S] [--a-server S] [--b-server S] [--users N] [--rounds N] [--duration 3s] [--warmup 1s] [--concurrency N]",
     );
     return;
   }
   const aDist = resolve(flag("a", ""));
   const bDist = resolve(flag("b", join(REPOSITORY_ROOT, "dist-bench")));
-  const server = flag("server", "verifyd");
-  if (server !== "verifyd" && server !== "core-net") fail("--server is verifyd or core-net");
-  const entry = server === "verifyd" ? "cli/main.js" : "bench/servers/core-net-server.js";
-  for (const dist of [aDist, bDist]) {
+  const serverFor = (label: "a" | "b"): ServerKind => {
+    const server = flag(`${label}-server`, flag("server", "verifyd"));
+    if (!SERVER_KINDS.includes(server)) fail(`--${label}-server is one of ${SERVER_KINDS.join(", ")}`);
+    return server as ServerKind;
+  };
+  const servers = { a: serverFor("a"), b: serverFor("b") };
+  for (const [dist, server] of [
+    [aDist, servers.a],
+    [bDist, servers.b],
+  ] as const) {
+    const entry = server === "verifyd" ? "cli/main.js" : `bench/servers/${server}-server.js`;
     if (!existsSync(join(dist, entry)))
       fail(`${join(dist, entry)} missing: build it first (this tool builds nothing)`);
   }
@@ -284,15 +296,15 @@ async function main(): Promise<void> {
   };
   const users = positive("users", "10000");
   const sides: [Side, Side] = [
-    { label: "A", dist: aDist, nodeFlags: splitFlags(flag("a-flags", "")) },
-    { label: "B", dist: bDist, nodeFlags: splitFlags(flag("b-flags", "")) },
+    { label: "A", dist: aDist, nodeFlags: splitFlags(flag("a-flags", "")), server: servers.a },
+    { label: "B", dist: bDist, nodeFlags: splitFlags(flag("b-flags", "")), server: servers.b },
   ];
   const work = makeTempDir("ab");
   try {
     console.log(`building a directory of ${users.toLocaleString("en-US")} users …`);
     const directory = await buildWorkloadDirectory(work, users);
     for (const protocol of protocols as Protocol[]) {
-      await compare(protocol, sides, server, directory, work, settings);
+      await compare(protocol, sides, directory, work, settings);
     }
   } finally {
     removeTempDir(work);

@@ -2,7 +2,8 @@
  * Dict suite (issue 4: dict userdb lookups ≥ 20,000/s): Dovecot 2.3 auth's
  * passdb/userdb lookups (`shared/passdb/<login>`, `shared/userdb/<login>`)
  * against verifyd's [verifyd.dovecot] dict on the internal snapshot, beside
- * the do-nothing dict server, on the --users directory. Each generator
+ * the do-nothing dict server and core/net's server with a constant answer
+ * (the socket layer alone), on the --users directory. Each generator
  * connection keeps its connection and sends lookups back to back; Dovecot's
  * own auth client opens one connection per lookup burst (idle_msecs=0), so
  * in production connection set-up adds to these figures.
@@ -14,6 +15,7 @@ import { doNothingTarget } from "../targets/do-nothing.js";
 import { verifydDictTarget } from "../targets/verifyd.js";
 import { dictPool } from "../workload/pools.js";
 import { runComparison } from "./comparison.js";
+import { coreNetTarget } from "./socketmap.js";
 import type { SuiteContext, SuiteResult } from "./suite.js";
 
 const POOL_SIZE = 50_000;
@@ -35,6 +37,7 @@ export async function dictSuite(context: SuiteContext): Promise<SuiteResult> {
         }),
         row: "verifyd userdb/passdb",
       },
+      { target: coreNetTarget("dict", "auth") },
     ],
     pools,
     options,

@@ -5,7 +5,10 @@
  *   verifyd      `recipient` lookups (relay_recipient_maps) and `alias`
  *                lookups (virtual_alias_maps) of the same addresses;
  *   slapd        the same addresses searched in LDAP (ldapts), and Postfix's
- *                own ldap_table through `postmap -q -` processes.
+ *                own ldap_table through `postmap -q -` processes;
+ *   core/net     emailng's socket server with a constant answer
+ *                (bench/servers/core-net-server.ts): the socket layer's share
+ *                of verifyd's cost, between the ceiling and verifyd.
  * Targets from issue 4: verifyd ≥ 80% of the ceiling at 50 connections,
  * p99 ≤ 2 ms, RSS ≤ 150 MB with 100,000 users.
  */
@@ -13,15 +16,44 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { median } from "../lib/stats.js";
 import { summarize } from "../lib/summary.js";
+import type { LoadProtocol } from "../load/generate.js";
+import { startChildServer } from "../targets/child-server.js";
 import { doNothingTarget } from "../targets/do-nothing.js";
 import { installDebianAnchors } from "../targets/policy-anchors.js";
 import { type PostmapRun, postmapLdapRun, slapdAnchor } from "../targets/slapd.js";
+import { DIST_BENCH, type TargetDescriptor } from "../targets/target.js";
 import { verifydSocketmapTarget } from "../targets/verifyd.js";
 import { socketmapPool } from "../workload/pools.js";
 import { runComparison } from "./comparison.js";
 import type { SuiteContext, SuiteResult } from "./suite.js";
 
 export const SOCKETMAP_POOL_SIZE = 50_000;
+
+/** core/net's protocol server answering a constant (also used by the dict suite). */
+export function coreNetTarget(
+  protocol: Extract<LoadProtocol, "socketmap" | "dict">,
+  pool: string,
+): TargetDescriptor {
+  return {
+    name: "core/net, constant answer",
+    description: `emailng's protocol server (core/net, metrics observer on) on a UNIX socket, every ${protocol} request answered with the do-nothing server's reply`,
+    role: "anchor",
+    protocol,
+    transport: "unix",
+    pool,
+    start: ({ work }) => {
+      const path = join(work, `core-net-${protocol}.sock`);
+      return startChildServer({
+        name: `core/net ${protocol} server`,
+        file: process.execPath,
+        args: [join(DIST_BENCH, "servers/core-net-server.js"), "--protocol", protocol, "--unix", path],
+        logPath: join(work, `core-net-${protocol}.log`),
+        endpoint: { path },
+        ...(protocol === "dict" ? { spec: { dictName: "auth" } } : {}),
+      });
+    },
+  };
+}
 const POOL_SEED = 4_2001;
 
 export async function socketmapSuite(context: SuiteContext): Promise<SuiteResult> {
@@ -58,6 +90,7 @@ export async function socketmapSuite(context: SuiteContext): Promise<SuiteResult
       { target: ceiling },
       { target: verifyd, row: "verifyd recipient" },
       { target: verifyd, row: "verifyd alias", poolFile: pools.alias },
+      { target: coreNetTarget("socketmap", "recipient") },
       { target: anchor.descriptor },
     ],
     pools,
