@@ -16,7 +16,7 @@ import {
   silentLog,
 } from "../test/wire/policyd-fixtures.js";
 import { type Decision, type DecisionDependencies, decide } from "./decide.js";
-import { drive, isPromiseLike, type MaybePromise, type Steps, wait } from "./drive.js";
+import { isPromiseLike, type MaybePromise } from "./drive.js";
 import { readFacts } from "./facts.js";
 import { MemoryStore } from "./memory-store.js";
 import { policySessions } from "./policy-session.js";
@@ -57,52 +57,6 @@ function wrapStore(
 function memoryStore(now: () => number): MemoryStore {
   return new MemoryStore({ path: null, flushIntervalMs: 1000, maxEntries: 100_000, log: silentLog, now });
 }
-
-// ---------------------------------------------------------------------------
-// The driver on its own.
-
-function* twoReads(first: MaybePromise<number>, second: () => MaybePromise<number>): Steps<string> {
-  let a: number;
-  try {
-    a = yield* wait(first);
-  } catch (error) {
-    return `caught ${(error as Error).message}`;
-  }
-  const b = yield* wait(second());
-  if (b < 0) throw new Error("negative");
-  return `sum ${a + b}`;
-}
-
-describe("drive", () => {
-  it("returns the value itself when every answer is a value", () => {
-    const result = drive(twoReads(1, () => 2));
-    expect(isPromiseLike(result)).toBe(false);
-    expect(result).toBe("sum 3");
-  });
-
-  it.each([
-    { name: "first pending", first: Promise.resolve(1), second: () => 2 },
-    { name: "second pending", first: 1, second: () => Promise.resolve(2) },
-    { name: "both pending", first: Promise.resolve(1), second: () => Promise.resolve(2) },
-  ])("goes on asynchronously from the first promise ($name)", async ({ first, second }) => {
-    const result = drive(twoReads(first, second));
-    expect(isPromiseLike(result)).toBe(true);
-    expect(await result).toBe("sum 3");
-  });
-
-  it("throws a rejection into the generator at its yield", async () => {
-    const result = drive(twoReads(Promise.reject(new Error("down")), () => 2));
-    expect(isPromiseLike(result)).toBe(true);
-    expect(await result).toBe("caught down");
-  });
-
-  it("lets the generator's own exception out: thrown when synchronous, rejected after a promise", async () => {
-    expect(() => drive(twoReads(1, () => -5))).toThrow("negative");
-    await expect(drive(twoReads(Promise.resolve(1), () => -5))).rejects.toThrow("negative");
-    // Not thrown back into the generator: its catch around the first read did not see it.
-    await expect(drive(twoReads(1, () => Promise.resolve(-5)))).rejects.toThrow("negative");
-  });
-});
 
 // ---------------------------------------------------------------------------
 // A simulated day of traffic.
