@@ -120,21 +120,58 @@ function canonicalName(user: DirectoryUser, settings: DovecotAuthSettings): stri
   return settings.username === "address" ? user.primaryAddress : user.login;
 }
 
-/** Expands %u, %n, %d and %% (the schema allows nothing else). */
-export function expandTemplate(template: string, user: DirectoryUser, username: string): string {
-  const { local, domain } = splitAddress(user.primaryAddress);
-  return template.replace(/%([und%])/g, (_match, letter: string) => {
-    switch (letter) {
-      case "u":
-        return username;
-      case "n":
-        return local;
-      case "d":
-        return domain;
-      default:
-        return "%";
+/** A template cut once into literal text and the variables between it. */
+type TemplatePart = { text: string } | { variable: "u" | "n" | "d" };
+
+const parsedTemplates = new Map<string, { parts: TemplatePart[]; usesAddress: boolean }>();
+
+/** Cuts a template at %u, %n, %d and %% (%% becomes text); any other % is text as written. */
+function parseTemplate(template: string): { parts: TemplatePart[]; usesAddress: boolean } {
+  const parts: TemplatePart[] = [];
+  let usesAddress = false;
+  let text = "";
+  let index = 0;
+  while (index < template.length) {
+    const char = template[index] as string;
+    const next = template[index + 1];
+    if (char === "%" && (next === "u" || next === "n" || next === "d" || next === "%")) {
+      if (next === "%") text += "%";
+      else {
+        if (text !== "") parts.push({ text });
+        text = "";
+        parts.push({ variable: next });
+        if (next !== "u") usesAddress = true;
+      }
+      index += 2;
+    } else {
+      text += char;
+      index += 1;
     }
-  });
+  }
+  if (text !== "") parts.push({ text });
+  return { parts, usesAddress };
+}
+
+/**
+ * Expands %u, %n, %d and %% (the schema allows nothing else). The template
+ * (home, mail_location: one or two per configuration) is parsed once and
+ * kept, as it is expanded on every userdb lookup.
+ */
+export function expandTemplate(template: string, user: DirectoryUser, username: string): string {
+  let parsed = parsedTemplates.get(template);
+  if (parsed === undefined) {
+    parsed = parseTemplate(template);
+    parsedTemplates.set(template, parsed);
+  }
+  const { local, domain } = parsed.usesAddress
+    ? splitAddress(user.primaryAddress)
+    : { local: "", domain: "" };
+  let out = "";
+  for (const part of parsed.parts) {
+    if ("text" in part) out += part.text;
+    else out += part.variable === "u" ? username : part.variable === "n" ? local : domain;
+  }
+  return out;
 }
 
 /**
