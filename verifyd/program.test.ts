@@ -96,8 +96,18 @@ class Client {
     return this.raw(encodeNetstring(`${map} ${key}`));
   }
 
+  /** One request; a reply that never comes fails after 15 s, naming the request. */
   raw(bytes: Uint8Array | string): Promise<string> {
-    const reply = new Promise<string>((resolve) => this.waiting.push(resolve));
+    const reply = new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`no reply within 15 s to ${JSON.stringify(bytes.toString())}`)),
+        15_000,
+      );
+      this.waiting.push((payload) => {
+        clearTimeout(timer);
+        resolve(payload);
+      });
+    });
     this.socket.write(bytes);
     return reply;
   }

@@ -181,38 +181,54 @@ export async function openListener(
   const resolved = spec.kind === "systemd" ? resolveSystemdSpec(spec) : spec;
   // allowHalfOpen: a client may send its request and shut its write side; it still gets the reply.
   const server = net.createServer({ allowHalfOpen: true });
+  // Connections can arrive as soon as the socket listens, before its mode,
+  // group and inode are settled below (a client polling for the socket file,
+  // Postfix during a restart): hold them and hand them over once the
+  // listener is complete, instead of leaving them unread.
+  let ready: OpenListener | undefined;
+  const early: net.Socket[] = [];
+  server.on("connection", (socket) => {
+    if (ready === undefined) early.push(socket);
+    else onConnection(socket, ready);
+  });
   let allow: AllowList | undefined;
   let label: string;
   let createdSocket: { path: string; inode: number } | undefined;
 
-  switch (resolved.kind) {
-    case "unix": {
-      label = `unix:${resolved.path}`;
-      const gid = resolved.group === undefined ? undefined : await resolveGroupId(resolved.group);
-      await removeStaleSocket(resolved.path);
-      await listenAsync(server, { path: resolved.path });
-      await chmod(resolved.path, resolved.mode);
-      if (gid !== undefined) await chown(resolved.path, -1, gid);
-      createdSocket = { path: resolved.path, inode: (await lstat(resolved.path)).ino };
-      break;
+  try {
+    switch (resolved.kind) {
+      case "unix": {
+        label = `unix:${resolved.path}`;
+        const gid = resolved.group === undefined ? undefined : await resolveGroupId(resolved.group);
+        await removeStaleSocket(resolved.path);
+        await listenAsync(server, { path: resolved.path });
+        await chmod(resolved.path, resolved.mode);
+        if (gid !== undefined) await chown(resolved.path, -1, gid);
+        createdSocket = { path: resolved.path, inode: (await lstat(resolved.path)).ino };
+        break;
+      }
+      case "tcp": {
+        allow = createAllowList(resolved.allow);
+        await listenAsync(server, { host: resolved.host, port: resolved.port });
+        const bound = describeBound(server, "");
+        label = `tcp:${resolved.host}:${bound.kind === "tcp" ? bound.port : resolved.port}`;
+        break;
+      }
+      case "inherited": {
+        label = `systemd:${resolved.name}`;
+        if (resolved.allow !== undefined) allow = createAllowList(resolved.allow);
+        await listenAsync(server, { fd: resolved.fd });
+        break;
+      }
+      default: {
+        const unknown: never = resolved;
+        throw new Error(`unknown listener kind ${JSON.stringify(unknown)}`);
+      }
     }
-    case "tcp": {
-      allow = createAllowList(resolved.allow);
-      await listenAsync(server, { host: resolved.host, port: resolved.port });
-      const bound = describeBound(server, "");
-      label = `tcp:${resolved.host}:${bound.kind === "tcp" ? bound.port : resolved.port}`;
-      break;
-    }
-    case "inherited": {
-      label = `systemd:${resolved.name}`;
-      if (resolved.allow !== undefined) allow = createAllowList(resolved.allow);
-      await listenAsync(server, { fd: resolved.fd });
-      break;
-    }
-    default: {
-      const unknown: never = resolved;
-      throw new Error(`unknown listener kind ${JSON.stringify(unknown)}`);
-    }
+  } catch (error) {
+    for (const socket of early.splice(0)) socket.destroy();
+    stopAccepting(server);
+    throw error;
   }
 
   const transport = typeof server.address() === "string" ? "unix" : "tcp";
@@ -233,6 +249,7 @@ export async function openListener(
       }
     },
   };
-  server.on("connection", (socket) => onConnection(socket, listener));
+  ready = listener;
+  for (const socket of early.splice(0)) onConnection(socket, listener);
   return listener;
 }
