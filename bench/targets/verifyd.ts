@@ -1,14 +1,31 @@
 /**
  * verifyd as Postfix meets it: `emailng verifyd --config FILE` (the compiled
- * CLI, its own process, default Node flags) on a UNIX socket, answering from
+ * CLI, its own process, with the Node flags its systemd unit sets) on a UNIX socket, answering from
  * a relay-view snapshot. Ready once a lookup of a known address says OK, so
  * the snapshot is loaded before any measurement starts.
  */
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openSocketmapClient } from "../../core/net/socketmap-client.js";
 import { startChildServer } from "./child-server.js";
-import { CLI_PATH, type TargetDescriptor } from "./target.js";
+import { CLI_PATH, REPOSITORY_ROOT, type TargetDescriptor } from "./target.js";
+
+/**
+ * The Node flags a unit in deploy/systemd gives its daemon
+ * (`Environment=NODE_OPTIONS=…`), so the benchmark measures verifyd as it
+ * ships, memory settings included.
+ */
+export function unitNodeFlags(unit: string): string[] {
+  const text = readFileSync(join(REPOSITORY_ROOT, "deploy", "systemd", unit), "utf8");
+  const value = /^Environment=NODE_OPTIONS=(.*)$/m.exec(text)?.[1];
+  if (value === undefined) return [];
+  return value
+    .replace(/^"|"$/g, "")
+    .split(/\s+/)
+    .filter((part) => part !== "");
+}
+
+const VERIFYD_UNIT = "emailng-verifyd.service";
 
 export interface VerifydTargetOptions {
   snapshotPath: string;
@@ -17,13 +34,15 @@ export interface VerifydTargetOptions {
   /** Label in tables, e.g. "verifyd (100,000 users)". */
   name?: string;
   pool: string;
+  /** Default: the flags of emailng-verifyd.service. */
   nodeFlags?: string[];
 }
 
 export function verifydSocketmapTarget(options: VerifydTargetOptions): TargetDescriptor {
+  const nodeFlags = options.nodeFlags ?? unitNodeFlags(VERIFYD_UNIT);
   return {
     name: options.name ?? "verifyd",
-    description: `emailng verifyd on a UNIX socket, relay-view snapshot, log level warn${options.nodeFlags?.length ? `, node ${options.nodeFlags.join(" ")}` : ""}`,
+    description: `emailng verifyd on a UNIX socket, relay-view snapshot, log level warn${nodeFlags.length > 0 ? `, node ${nodeFlags.join(" ")}` : ""}`,
     role: "daemon",
     protocol: "socketmap",
     transport: "unix",
@@ -48,7 +67,7 @@ export function verifydSocketmapTarget(options: VerifydTargetOptions): TargetDes
       return startChildServer({
         name: "verifyd",
         file: process.execPath,
-        args: [...(options.nodeFlags ?? []), CLI_PATH, "verifyd", "--config", configPath],
+        args: [...nodeFlags, CLI_PATH, "verifyd", "--config", configPath],
         logPath: join(work, "verifyd.log"),
         endpoint: { path: socketPath },
         startTimeoutMs: 180_000,
@@ -73,6 +92,8 @@ export interface VerifydDictTargetOptions {
   knownLogin: string;
   name?: string;
   pool: string;
+  /** Default: the flags of emailng-verifyd.service. */
+  nodeFlags?: string[];
 }
 
 /** Asks one dict lookup on a fresh connection; true when it is answered found. */
@@ -102,10 +123,10 @@ async function dictAnswers(socketPath: string, login: string): Promise<boolean> 
 
 /** verifyd's Dovecot userdb/passdb dict ([verifyd.dovecot]) on a UNIX socket, internal snapshot. */
 export function verifydDictTarget(options: VerifydDictTargetOptions): TargetDescriptor {
+  const nodeFlags = options.nodeFlags ?? unitNodeFlags(VERIFYD_UNIT);
   return {
     name: options.name ?? "verifyd",
-    description:
-      "emailng verifyd [verifyd.dovecot] dict on a UNIX socket (dict name auth, username login, internal snapshot), log level warn",
+    description: `emailng verifyd [verifyd.dovecot] dict on a UNIX socket (dict name auth, username login, internal snapshot), log level warn${nodeFlags.length > 0 ? `, node ${nodeFlags.join(" ")}` : ""}`,
     role: "daemon",
     protocol: "dict",
     transport: "unix",
@@ -139,7 +160,7 @@ export function verifydDictTarget(options: VerifydDictTargetOptions): TargetDesc
       return startChildServer({
         name: "verifyd (dict)",
         file: process.execPath,
-        args: [CLI_PATH, "verifyd", "--config", configPath],
+        args: [...nodeFlags, CLI_PATH, "verifyd", "--config", configPath],
         logPath: join(work, "verifyd.log"),
         endpoint: { path: dictPath },
         startTimeoutMs: 180_000,
