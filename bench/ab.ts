@@ -4,7 +4,7 @@
  * flags, or two servers of one build, on the same
  * generated snapshot, driven by the suites' generator in turn (A B, B A,
  * A B … so neither side always runs right after the other), and reported as
- * medians over the rounds. On a shared machine the other load changes from
+ * medians over the rounds (RSS: the largest seen in any round). On a shared machine the other load changes from
  * second to second; interleaving spreads it over both sides, and server CPU
  * per request (from /proc) moves much less with it than requests per second.
  *
@@ -169,6 +169,8 @@ interface Round {
   p50Us: number;
   p99Us: number;
   cpuUsPerRequest: number;
+  /** Largest RSS of the server seen during the round (MB). */
+  rssMb: number;
   errors: number;
 }
 
@@ -180,6 +182,7 @@ function summaryRow(label: string, rounds: readonly Round[]): string[] {
     `${(pick((round) => round.p50Us) / 1000).toFixed(2)} ms`,
     `${(pick((round) => round.p99Us) / 1000).toFixed(2)} ms`,
     pick((round) => round.cpuUsPerRequest).toFixed(1),
+    `${Math.max(...rounds.map((round) => round.rssMb)).toFixed(1)} MB`,
     String(rounds.reduce((sum, round) => sum + round.errors, 0)),
   ];
 }
@@ -222,11 +225,12 @@ async function compare(
           p50Us: result.latencyUs.p50,
           p99Us: result.latencyUs.p99,
           cpuUsPerRequest: usage.cpuUsPerRequest,
+          rssMb: usage.maxRssMb,
           errors: result.errors,
         };
         rounds.push(entry);
         console.log(
-          `  ${protocol} round ${round} ${side.label}: ${Math.round(entry.requestsPerSecond).toLocaleString("en-US")}/s, p50 ${(entry.p50Us / 1000).toFixed(2)} ms, p99 ${(entry.p99Us / 1000).toFixed(2)} ms, CPU ${entry.cpuUsPerRequest.toFixed(1)} µs/request, statuses ${JSON.stringify(result.statuses)}${entry.errors > 0 ? `, ${entry.errors} errors` : ""}`,
+          `  ${protocol} round ${round} ${side.label}: ${Math.round(entry.requestsPerSecond).toLocaleString("en-US")}/s, p50 ${(entry.p50Us / 1000).toFixed(2)} ms, p99 ${(entry.p99Us / 1000).toFixed(2)} ms, CPU ${entry.cpuUsPerRequest.toFixed(1)} µs/request, RSS ${entry.rssMb.toFixed(1)} MB, statuses ${JSON.stringify(result.statuses)}${entry.errors > 0 ? `, ${entry.errors} errors` : ""}`,
         );
       }
     }
@@ -238,7 +242,7 @@ async function compare(
     );
     console.log(
       textTable(
-        ["side", "req/s", "p50", "p99", "CPU µs/req", "errors"],
+        ["side", "req/s", "p50", "p99", "CPU µs/req", "max RSS", "errors"],
         [summaryRow(`A ${describe(sides[0])}`, a), summaryRow(`B ${describe(sides[1])}`, b)],
       ),
     );
