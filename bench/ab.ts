@@ -32,6 +32,7 @@ import { median } from "./lib/stats.js";
 import { textTable } from "./lib/table.js";
 import { startChildServer } from "./targets/child-server.js";
 import { REPOSITORY_ROOT, type RunningTarget } from "./targets/target.js";
+import { verifydConfigText } from "./targets/verifyd.js";
 import { buildWorkloadDirectory, type WorkloadDirectory } from "./workload/directory.js";
 import { dictPool, socketmapPool } from "./workload/pools.js";
 
@@ -64,30 +65,15 @@ function positive(name: string, fallback: string): number {
 }
 
 function verifydConfig(work: string, protocol: Protocol, directory: WorkloadDirectory): string {
-  const lines = [
-    "[log]",
-    'level = "warn"',
-    "[snapshot]",
-    `path = "${protocol === "dict" ? directory.internalSnapshotPath : directory.snapshotPath}"`,
-    'max_age = "30d"',
-    "[verifyd]",
-    "[[verifyd.listen]]",
-    `unix = "${join(work, "verifyd.sock")}"`,
-  ];
-  if (protocol === "dict") {
-    lines.push(
-      "[verifyd.dovecot]",
-      'username = "login"',
-      "uid = 5000",
-      "gid = 5000",
-      'home = "/var/vmail/%d/%n"',
-      'mail_location = "maildir:~/Maildir"',
-      "[[verifyd.dovecot.listen]]",
-      `unix = "${join(work, "verifyd-dict.sock")}"`,
-    );
-  }
   const path = join(work, "emailng.toml");
-  writeFileSync(path, `${lines.join("\n")}\n`);
+  writeFileSync(
+    path,
+    verifydConfigText({
+      snapshotPath: protocol === "dict" ? directory.internalSnapshotPath : directory.snapshotPath,
+      socketPath: join(work, "verifyd.sock"),
+      ...(protocol === "dict" ? { dictPath: join(work, "verifyd-dict.sock") } : {}),
+    }),
+  );
   return path;
 }
 

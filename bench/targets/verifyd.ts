@@ -27,6 +27,41 @@ export function unitNodeFlags(unit: string): string[] {
 
 const VERIFYD_UNIT = "emailng-verifyd.service";
 
+/**
+ * The configuration every benchmarked verifyd gets: warn-level logs, a
+ * snapshot that never goes stale, the socketmap listener and, with
+ * `dictPath`, the Dovecot dict ([verifyd.dovecot]) as a back-end would run it.
+ */
+export function verifydConfigText(options: {
+  snapshotPath: string;
+  socketPath: string;
+  dictPath?: string;
+}): string {
+  const lines = [
+    "[log]",
+    'level = "warn"',
+    "[snapshot]",
+    `path = "${options.snapshotPath}"`,
+    'max_age = "30d"',
+    "[verifyd]",
+    "[[verifyd.listen]]",
+    `unix = "${options.socketPath}"`,
+  ];
+  if (options.dictPath !== undefined) {
+    lines.push(
+      "[verifyd.dovecot]",
+      'username = "login"',
+      "uid = 5000",
+      "gid = 5000",
+      'home = "/var/vmail/%d/%n"',
+      'mail_location = "maildir:~/Maildir"',
+      "[[verifyd.dovecot.listen]]",
+      `unix = "${options.dictPath}"`,
+    );
+  }
+  return `${lines.join("\n")}\n`;
+}
+
 export interface VerifydTargetOptions {
   snapshotPath: string;
   /** An address the snapshot holds, asked until it answers OK. */
@@ -50,20 +85,7 @@ export function verifydSocketmapTarget(options: VerifydTargetOptions): TargetDes
     async start({ work }) {
       const socketPath = join(work, "verifyd.sock");
       const configPath = join(work, "emailng.toml");
-      writeFileSync(
-        configPath,
-        [
-          "[log]",
-          'level = "warn"',
-          "[snapshot]",
-          `path = "${options.snapshotPath}"`,
-          'max_age = "30d"',
-          "[verifyd]",
-          "[[verifyd.listen]]",
-          `unix = "${socketPath}"`,
-          "",
-        ].join("\n"),
-      );
+      writeFileSync(configPath, verifydConfigText({ snapshotPath: options.snapshotPath, socketPath }));
       return startChildServer({
         name: "verifyd",
         file: process.execPath,
@@ -137,25 +159,7 @@ export function verifydDictTarget(options: VerifydDictTargetOptions): TargetDesc
       const configPath = join(work, "emailng.toml");
       writeFileSync(
         configPath,
-        [
-          "[log]",
-          'level = "warn"',
-          "[snapshot]",
-          `path = "${options.snapshotPath}"`,
-          'max_age = "30d"',
-          "[verifyd]",
-          "[[verifyd.listen]]",
-          `unix = "${socketPath}"`,
-          "[verifyd.dovecot]",
-          'username = "login"',
-          "uid = 5000",
-          "gid = 5000",
-          'home = "/var/vmail/%d/%n"',
-          'mail_location = "maildir:~/Maildir"',
-          "[[verifyd.dovecot.listen]]",
-          `unix = "${dictPath}"`,
-          "",
-        ].join("\n"),
+        verifydConfigText({ snapshotPath: options.snapshotPath, socketPath, dictPath }),
       );
       return startChildServer({
         name: "verifyd (dict)",
