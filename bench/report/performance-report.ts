@@ -37,6 +37,10 @@ const GOALS = {
   socketmapP99Us: 2_000,
   rssMbAt100k: 150,
   dictPerSecond: 20_000,
+  /** Issue 5: policyd against the do-nothing policy server. */
+  policydRatio: 0.7,
+  /** Issue 6: quotad against Dovecot's quota-status. */
+  quotadOverQuotaStatus: 20,
 };
 
 function rowsTable(rows: readonly SummaryRow[]): string {
@@ -289,6 +293,39 @@ function goalsSection(input: ReportInput): string {
         `≥ ${formatCount(GOALS.dictPerSecond)}/s`,
         `${formatCount(verifyd.requestsPerSecond)}/s (${formatPercent(verifyd.ratioToCeiling)} of the ceiling), p99 ${formatMicros(verifyd.p99Us)}`,
         verifyd.requestsPerSecond >= GOALS.dictPerSecond ? "yes" : "**no**",
+      ]);
+    }
+  }
+  const policy = input.policy;
+  if (policy !== undefined) {
+    const connections = Math.max(...policy.settings.concurrency);
+    const at = (name: string) =>
+      policy.summary.find((row) => row.row === name && row.connections === connections);
+    const policyd = at("policyd");
+    if (policyd !== undefined) {
+      const anchors = ["policyd-rate-limit", "postgrey", "postfwd"]
+        .map(at)
+        .filter((row) => row !== undefined && row.requestsPerSecond > 0)
+        .map(
+          (row) =>
+            `${(policyd.requestsPerSecond / (row as SummaryRow).requestsPerSecond).toFixed(1)}× ${(row as SummaryRow).row}`,
+        );
+      rows.push([
+        `policyd at ${connections} connections`,
+        `≥ ${formatPercent(GOALS.policydRatio)} of the ceiling`,
+        `${formatCount(policyd.requestsPerSecond)}/s = ${formatPercent(policyd.ratioToCeiling)} of the ceiling${anchors.length > 0 ? `; ${anchors.join(", ")}` : ""}`,
+        policyd.ratioToCeiling >= GOALS.policydRatio ? "yes" : "**no**",
+      ]);
+    }
+    const quotad = at("quotad");
+    const quotaStatus = at("quota-status");
+    if (quotad !== undefined && quotaStatus !== undefined && quotaStatus.requestsPerSecond > 0) {
+      const times = quotad.requestsPerSecond / quotaStatus.requestsPerSecond;
+      rows.push([
+        `quotad vs Dovecot's quota-status at ${connections} connections`,
+        `≥ ${GOALS.quotadOverQuotaStatus}×`,
+        `${times.toFixed(1)}× (${formatCount(quotad.requestsPerSecond)} against ${formatCount(quotaStatus.requestsPerSecond)}/s; ${formatPercent(quotad.ratioToCeiling)} of the ceiling)`,
+        times >= GOALS.quotadOverQuotaStatus ? "yes" : "**no**",
       ]);
     }
   }

@@ -216,6 +216,35 @@ describe("renderReport", () => {
     expect(markdown).toContain("](../bench/results/charts/growth-policyd.svg)");
   });
 
+  it("judges policyd against the policy ceiling and quotad against quota-status", () => {
+    const policyRow = (row: string, role: Measurement["role"], rps: number) => ({
+      ...measurement(row, role, 50, rps, 5_000),
+      protocol: "policy" as const,
+    });
+    const policyMeasurements = [
+      policyRow("do-nothing", "ceiling", 40_000),
+      policyRow("policyd", "daemon", 12_000),
+      policyRow("quotad", "daemon", 21_000),
+      policyRow("postgrey", "anchor", 1_000),
+      policyRow("quota-status", "anchor", 700),
+    ];
+    const policy: StoredResult = {
+      ...socketmap,
+      suite: "policy",
+      failures: [],
+      measurements: policyMeasurements,
+      summary: summarize(policyMeasurements),
+      extra: {},
+    };
+    const { markdown } = renderReport({ policy });
+    expect(markdown).toMatch(
+      /policyd at 50 connections \| ≥ 70% of the ceiling \| 12,000\/s = 30% of the ceiling; 12\.0× postgrey \| \*\*no\*\*/,
+    );
+    expect(markdown).toMatch(
+      /quotad vs Dovecot's quota-status at 50 connections \| ≥ 20× \| 30\.0× \(21,000 against 700\/s; 53% of the ceiling\) \| yes/,
+    );
+  });
+
   it("writes no section and no goal for a suite without results", () => {
     const { markdown, charts } = renderReport({});
     expect(markdown).not.toContain("Against the targets");
