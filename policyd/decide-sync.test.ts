@@ -8,6 +8,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { TransientError } from "../core/errors.js";
+import { isPromiseLike, type MaybePromise } from "../core/maybe-promise.js";
 import {
   decisionDependencies,
   fakeClock,
@@ -16,7 +17,6 @@ import {
   silentLog,
 } from "../test/wire/policyd-fixtures.js";
 import { type Decision, type DecisionDependencies, decide } from "./decide.js";
-import { isPromiseLike, type MaybePromise } from "./drive.js";
 import { readFacts } from "./facts.js";
 import { MemoryStore } from "./memory-store.js";
 import { policySessions } from "./policy-session.js";

@@ -21,10 +21,11 @@
  */
 import type { Resolver } from "../core/directory/resolver.js";
 import { TransientError } from "../core/errors.js";
+import type { MaybePromise } from "../core/maybe-promise.js";
 import type { PolicyAction } from "../core/protocols/policy-reply.js";
 import type { BurstTrigger, HoldRecord } from "./burst.js";
 import { classOf, principalLogin } from "./classes.js";
-import { drive, type MaybePromise, type Steps, wait } from "./drive.js";
+import { drive, type Steps, wait } from "./drive.js";
 import type { RequestFacts } from "./facts.js";
 import { type GreylistDecision, greylistApplicability, greylistHeader } from "./greylist.js";
 import { judgeLimits, type Principal, planCharges, planRcptChecks } from "./limits.js";

@@ -4,7 +4,8 @@
  * into the generator at its yield, the generator's own exception let out.
  */
 import { describe, expect, it } from "vitest";
-import { drive, isPromiseLike, type MaybePromise, type Steps, wait } from "./drive.js";
+import { isPromiseLike, type MaybePromise } from "../core/maybe-promise.js";
+import { drive, type Steps, wait } from "./drive.js";
 
 function* twoReads(first: MaybePromise<number>, second: () => MaybePromise<number>): Steps<string> {
   let a: number;

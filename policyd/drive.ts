@@ -8,18 +8,10 @@
  * yield, so the decision's own try/catch sees a store failure exactly as it
  * sees a store that throws synchronously.
  */
-
-/** A store answer: the value itself, or a promise of it when the backend is remote. */
-export type MaybePromise<T> = T | Promise<T>;
+import { isPromiseLike, type MaybePromise } from "../core/maybe-promise.js";
 
 /** A decision in progress: yields store answers, returns its result. */
 export type Steps<T> = Generator<unknown, T, unknown>;
-
-export function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
-  return (
-    typeof value === "object" && value !== null && typeof (value as { then?: unknown }).then === "function"
-  );
-}
 
 /**
  * One store operation inside a decision: `const hold = yield* wait(store.hold(login))`.

@@ -11,11 +11,11 @@
  */
 import type { Logger } from "pino";
 import { sanitizePeerString } from "../core/log/logger.js";
+import { isPromiseLike } from "../core/maybe-promise.js";
 import type { SessionFactory } from "../core/net/protocol.js";
 import type { PolicyRequest } from "../core/protocols/policy.js";
 import type { PolicyAction } from "../core/protocols/policy-reply.js";
 import { type CheckEvent, type Decision, type DecisionDependencies, decide } from "./decide.js";
-import { isPromiseLike } from "./drive.js";
 import { type RequestFacts, readFacts } from "./facts.js";
 
 export interface PolicySessionDependencies {

@@ -13,8 +13,9 @@
  * Clock values are passed in (milliseconds since the epoch) so that tests
  * run on a fake clock and several relays agree as long as their clocks do.
  */
+
+import type { MaybePromise } from "../core/maybe-promise.js";
 import type { BurstRecord, BurstTrigger, HoldRecord } from "./burst.js";
-import type { MaybePromise } from "./drive.js";
 import type { ClientRecord, GreylistDecision, GreylistQuery, TripletRecord } from "./greylist.js";
 import type { BurstSettings, GreylistSettings } from "./rules.js";
 import type { CounterState, WindowReading, WindowSpec } from "./windows.js";

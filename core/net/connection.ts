@@ -23,6 +23,7 @@ import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import { TransientError } from "../errors.js";
 import { sanitizePeerString } from "../log/logger.js";
+import { isPromiseLike } from "../maybe-promise.js";
 import type { PeerInfo, ProtocolDefinition, RequestContext, ServerObserver, Session } from "./protocol.js";
 import { describeForLog } from "./sanitize.js";
 
@@ -364,10 +365,4 @@ export class Connection<Frame, Reply> {
     this.busy = true;
     this.awaitingDrain = true;
   }
-}
-
-function isPromiseLike<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
-  return (
-    typeof value === "object" && value !== null && typeof (value as { then?: unknown }).then === "function"
-  );
 }
